@@ -1,0 +1,32 @@
+# Quick start on a fresh machine:
+#   make demo   set up .venv (no model weights, no network beyond PyPI) and remove the
+#               spoon from the bundled example photo; writes out/ and its stage sheet
+#   make test   set up .venv with the test extras and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed-base
+
+demo: $(VENV)/.installed-base
+	$(BIN)/clearfill remove examples/coffee/coffee.png --mask examples/coffee/spoon-mask.png \
+	    -o out/coffee-clean.png --preset offline --save-stages out/coffee-stages -v
+	@echo "result: out/coffee-clean.png   stage sheet: out/coffee-stages/sheet.png"
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,125 @@
+"""The one-call library API that the CLI, the server and the batch runner wrap."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from PIL import Image
+
+from . import io
+from .config import REFERENCE_SEED, PipelineConfig, preset as preset_config
+from .pipeline import Pipeline, StageRecord, State
+from .stages import CropStage, MaskPrepStage, RefineStage, RemoveStage, ResizeStage, StitchStage
+
+
+def build_pipeline(config: PipelineConfig, *, device: str = "auto") -> Pipeline:
+    """The standard stage list for ``config``. Build it once and reuse it: model
+    stages load their weights in their constructors."""
+    return Pipeline([
+        MaskPrepStage(config.mask),
+        RemoveStage(config.remove, device=device),
+        CropStage(config.crop),
+        ResizeStage(config.resize),
+        RefineStage(config.refine, device=device),
+        StitchStage(config.stitch),
+    ])
+
+
+@dataclass
+class Result:
+    """The outcome of ``remove``: the image, and how it was made."""
+
+    pixels: np.ndarray  # float32 RGB H x W x 3, the pipeline's output
+    source: io.LoadedImage  # the input, with what is needed to write the output like it
+    stages: list[StageRecord]
+    seed: int
+    config: PipelineConfig
+    hole: np.ndarray  # bool H x W: the prepared hole (empty when the mask marked nothing)
+    stage_pictures: dict[str, np.ndarray] = field(default_factory=dict)  # stage name -> float RGB
+
+    @property
+    def image(self) -> Image.Image:
+        """The output as a PIL image in the input's mode (alpha and gray kept)."""
+        return io.to_pil(self.pixels, self.source)
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return {record.name: record.seconds for record in self.stages}
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Stages that did not run, with the reason."""
+        return {record.name: record.note for record in self.stages if not record.ran}
+
+    def ran(self, stage: str) -> bool:
+        return any(record.name == stage and record.ran for record in self.stages)
+
+    @property
+    def changed(self) -> np.ndarray:
+        """bool H x W: pixels that differ from the input."""
+        return np.any(self.pixels != self.source.rgb, axis=2)
+
+    def save(self, path: str | os.PathLike, *, quality: int = io.JPEG_QUALITY) -> Path:
+        """Write atomically, in the format the extension names, keeping the input's
+        mode, depth, alpha, ICC profile and EXIF where the format allows."""
+        return io.save_image(path, self.pixels, self.source, quality=quality)
+
+    def summary(self) -> list[str]:
+        lines = []
+        for record in self.stages:
+            state = f"{record.seconds:6.2f}s" if record.ran else "skipped"
+            lines.append(f"{record.name:<7} {state:>8}  {record.note}")
+        return lines
+
+
+def resolve_config(preset: str | PipelineConfig, overrides: Mapping[str, Any]) -> PipelineConfig:
+    base = preset if isinstance(preset, PipelineConfig) else preset_config(preset)
+    return base.with_overrides(overrides) if overrides else base
+
+
+def remove(
+    image: io.ImageSource | io.LoadedImage,
+    mask: io.ImageSource,
+    preset: str | PipelineConfig = "reference",
+    *,
+    seed: int | None = None,
+    device: str = "auto",
+    keep_stages: bool = False,
+    resize_mask: bool = False,
+    max_pixels: int = io.DEFAULT_MAX_PIXELS,
+    pipeline: Pipeline | None = None,
+    **overrides: Any,
+) -> Result:
+    """Remove what ``mask`` marks from ``image`` and fill the hole.
+
+    image, mask: paths, PIL images or uint8 arrays; the mask's white (255) marks what
+                 to remove (see ``io.load_mask`` for alpha and colour masks).
+    preset:      "reference", "fast", "offline", or a ``PipelineConfig``.
+    overrides:   single parameters, ``**{"crop.padding": 32}`` or ``crop={"padding": 32}``.
+    seed:        fixes every random choice (default: the reference workflow's seed).
+    keep_stages: keep each stage's picture in ``Result.stage_pictures``.
+    pipeline:    a pipeline built earlier with ``build_pipeline`` (models stay loaded);
+                 ``preset`` and ``overrides`` must then be left out.
+
+    Raises InvalidInputError for unusable inputs (unreadable, size mismatch, a mask
+    covering everything) and InvalidConfigError for unknown presets or parameters.
+    An empty mask returns the image unchanged.
+    """
+    config = resolve_config(preset, overrides)
+    source = image if isinstance(image, io.LoadedImage) else io.load_image(image, max_pixels=max_pixels)
+    mask_values = io.load_mask(mask, source.size, resize_mask=resize_mask, max_pixels=max_pixels)
+    state = State(image=source.rgb, mask=mask_values, seed=REFERENCE_SEED if seed is None else seed, device=device)
+    run = (pipeline or build_pipeline(config, device=device)).run(state, keep_pictures=keep_stages)
+    return Result(
+        pixels=run.output,
+        source=source,
+        stages=run.records,
+        seed=state.seed,
+        config=config,
+        hole=state.hole if state.hole is not None else np.zeros(mask_values.shape, dtype=bool),
+        stage_pictures=run.pictures,
+    )

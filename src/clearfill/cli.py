@@ -1,0 +1,124 @@
+"""The ``clearfill`` command line. It wraps the library and is the only place that
+turns library errors into exit codes: 2 for bad input or options, 1 for anything
+unexpected, 130 for Ctrl+C."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__, io
+from .api import remove
+from .config import PRESETS, parse_assignment
+from .errors import ClearfillError, InvalidInputError, OutputExistsError
+from .sheet import PICTURE_NAMES, contact_sheet
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with the same code and one-line style as our own errors."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.print_usage(sys.stderr)
+        raise SystemExit(_fail(message, EXIT_USAGE))
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"clearfill: error: {message}", file=sys.stderr)
+    return code
+
+
+def _add_remove(commands) -> None:
+    p = commands.add_parser("remove", help="remove what a mask marks from one image")
+    p.add_argument("image", type=Path, help="input image (JPEG, PNG, WebP, TIFF, BMP)")
+    p.add_argument("--mask", "-m", type=Path, required=True, help="mask image: white (255) = remove")
+    p.add_argument("--output", "-o", type=Path, required=True, help="output file; its extension picks the format")
+    p.add_argument("--preset", default="reference", choices=sorted(PRESETS), help="parameter set (default: reference)")
+    p.add_argument("--remover", help="shortcut for --set remove.method=NAME")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="STAGE.PARAM=VALUE",
+                   help="override one parameter, e.g. --set crop.padding=32 (repeatable)")
+    p.add_argument("--save-stages", type=Path, metavar="DIR", help="write each stage's picture and a contact sheet")
+    p.add_argument("--seed", type=int, help="random seed (default: the reference workflow's)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--resize-mask", action="store_true", help="scale a mask of another size to the image")
+    p.add_argument("--allow-empty-mask", action="store_true",
+                   help="write the image unchanged when the mask marks nothing (default: an error)")
+    p.add_argument("--overwrite", action="store_true", help="allow the output to replace the input file")
+    p.add_argument("--quality", type=int, default=io.JPEG_QUALITY, help="JPEG/WebP quality (default: %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=io.DEFAULT_MAX_PIXELS,
+                   help="refuse larger images before decoding them (default: %(default)s)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each stage's time and what it did")
+    p.set_defaults(handler=_run_remove)
+
+
+def _check_output(args) -> None:
+    if args.output.exists() and args.output.resolve() == args.image.resolve() and not args.overwrite:
+        raise OutputExistsError(f"output {args.output} is the input file; pass --overwrite to replace it")
+    io.output_format(args.output)  # fail on an unknown extension before doing the work
+    if not 1 <= args.quality <= 100:
+        raise InvalidInputError(f"--quality must be 1..100, got {args.quality}")
+
+
+def _run_remove(args) -> int:
+    _check_output(args)
+    overrides = dict(parse_assignment(text) for text in args.assignments)
+    if args.remover:
+        overrides["remove.method"] = args.remover
+    result = remove(
+        args.image, args.mask, args.preset, seed=args.seed, device=args.device,
+        keep_stages=args.save_stages is not None, resize_mask=args.resize_mask,
+        max_pixels=args.max_pixels, **overrides,
+    )
+    if not result.hole.any() and not args.allow_empty_mask:
+        raise InvalidInputError(f"mask {args.mask} marks nothing to remove (pass --allow-empty-mask to copy the image)")
+    result.save(args.output, quality=args.quality)
+    if args.save_stages is not None:
+        _save_stages(result, args.save_stages)
+    if args.verbose:
+        for line in result.summary():
+            print(line, file=sys.stderr)
+    notes = {record.name: record.note for record in result.stages}
+    print(f"wrote {args.output}: removed with {notes.get('remove', '-')}"
+          + (f"; refine skipped: {result.skipped['refine']}" if "refine" in result.skipped else ""),
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _save_stages(result, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    order = [record.name for record in result.stages]
+    for index, name in enumerate(order, start=1):
+        picture = result.stage_pictures.get(name)
+        if picture is not None:
+            io.save_picture(folder / f"{index}-{PICTURE_NAMES.get(name, name)}.png", picture)
+    sheet = contact_sheet(order, result.stage_pictures, {r.name: r.note for r in result.stages})
+    io.save_picture(folder / "sheet.png", sheet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="clearfill", description="Remove objects from photos and fill the hole naturally.")
+    parser.add_argument("--version", action="version", version=f"clearfill {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_remove(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ClearfillError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as exc:  # a bug, not bad input: one line, the traceback only on request
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

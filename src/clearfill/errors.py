@@ -1,0 +1,34 @@
+"""Typed errors of the library.
+
+The library raises these; only the CLI turns them into exit codes and only the
+server turns them into HTTP statuses. Every message is one line that names the
+problem and, where there is one, what to do about it.
+"""
+
+
+class ClearfillError(Exception):
+    """Base class of every error clearfill raises on purpose."""
+
+
+class InvalidInputError(ClearfillError, ValueError):
+    """An image or mask that cannot be used: missing, unreadable, wrong size, empty."""
+
+
+class ImageTooLargeError(InvalidInputError):
+    """An image over the configured pixel limit (a possible decompression bomb)."""
+
+
+class InvalidConfigError(ClearfillError, ValueError):
+    """An unknown preset, stage, parameter, or a value of the wrong type."""
+
+
+class ModelNotAvailableError(ClearfillError):
+    """A model's weights are not present and cannot be fetched (offline, no network)."""
+
+
+class ChecksumError(ClearfillError):
+    """A downloaded or local model file does not match its published checksum."""
+
+
+class OutputExistsError(ClearfillError):
+    """The output path exists (or is the input) and overwriting was not allowed."""

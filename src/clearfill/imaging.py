@@ -1,0 +1,136 @@
+"""Small pure functions over the pixel convention every stage shares.
+
+Images are float32 arrays H x W x 3 (RGB) in [0, 1]; masks are H x W, either
+bool (a hole: True = remove) or float32 in [0, 1] (a blend weight). Conversion to
+and from files and model tensors happens only at the edges (``io``, model stages).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from PIL import Image
+
+RESAMPLERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+
+def to_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 array -> float32 in [0, 1]; float input is returned as float32."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / np.float32(255)
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / np.float32(65535)
+    return pixels.astype(np.float32, copy=False)
+
+
+def quantize(pixels: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
+    """float in [0, 1] -> uint8 / uint16, rounding to nearest.
+
+    ``quantize(to_float(x), x.dtype)`` returns ``x`` exactly for every uint8 and
+    uint16 value, which is what keeps untouched pixels bit-identical.
+    """
+    top = 255 if dtype == np.uint8 else 65535
+    return np.rint(np.clip(pixels, 0.0, 1.0) * top).astype(dtype)
+
+
+def resize(pixels: np.ndarray, size: tuple[int, int], method: str = "lanczos") -> np.ndarray:
+    """Resize an H x W (x C) float array to ``size`` = (width, height).
+
+    Uses Pillow's resamplers on float planes: unlike OpenCV's, they widen their
+    kernel when shrinking, so downscales do not alias. Output is clipped to [0, 1].
+    """
+    width, height = size
+    if width < 1 or height < 1:
+        raise ValueError(f"cannot resize to {width}x{height}")
+    if pixels.shape[1] == width and pixels.shape[0] == height:
+        return pixels.astype(np.float32, copy=True)
+    try:
+        resample = RESAMPLERS[method]
+    except KeyError:
+        raise ValueError(f"unknown resize method {method!r}; choose from {sorted(RESAMPLERS)}") from None
+    planes = pixels[..., None] if pixels.ndim == 2 else pixels
+    out = np.stack(
+        [
+            np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32), mode="F")
+                       .resize((width, height), resample))
+            for c in range(planes.shape[2])
+        ],
+        axis=-1,
+    )
+    out = np.clip(out, 0.0, 1.0)
+    return out[..., 0] if pixels.ndim == 2 else out
+
+
+def distance_outside(hole: np.ndarray) -> np.ndarray:
+    """Euclidean distance (float32, pixels) of every pixel to the nearest hole pixel; 0 inside."""
+    if not hole.any():
+        return np.full(hole.shape, np.inf, dtype=np.float32)
+    known = np.ascontiguousarray(~hole, dtype=np.uint8)
+    return cv2.distanceTransform(known, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def grow(hole: np.ndarray, pixels: float) -> np.ndarray:
+    """Dilate a bool mask by a disk of radius ``pixels`` (shrink it when negative)."""
+    if pixels == 0 or not hole.any():
+        return hole.copy()
+    if pixels > 0:
+        return distance_outside(hole) <= pixels
+    return ~(distance_outside(~hole) <= -pixels)
+
+
+def feather(hole: np.ndarray, grow_pixels: float, ramp_pixels: float) -> np.ndarray:
+    """A soft mask: 1 on ``hole`` grown by ``grow_pixels``, a raised-cosine ramp down to
+    exactly 0 over the next ``ramp_pixels``.
+
+    The support is compact: every pixel farther than ``grow_pixels + ramp_pixels``
+    from the hole is exactly 0, so a composite with it leaves those pixels untouched.
+    """
+    distance = distance_outside(hole)
+    if ramp_pixels <= 0:
+        return (distance <= grow_pixels).astype(np.float32)
+    t = np.clip((distance - grow_pixels) / ramp_pixels, 0.0, 1.0)
+    return (0.5 + 0.5 * np.cos(np.pi * t)).astype(np.float32)
+
+
+def gaussian_blur(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a float mask (kernel of +-3 sigma, borders replicated)."""
+    if sigma <= 0:
+        return mask.astype(np.float32, copy=True)
+    k = 2 * math.ceil(3 * sigma) + 1
+    return cv2.GaussianBlur(mask.astype(np.float32), (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+def fill_holes(hole: np.ndarray) -> np.ndarray:
+    """Fill the enclosed gaps of a bool mask (a ring becomes a disk)."""
+    outside = np.pad(~hole, 1, constant_values=True).astype(np.uint8)
+    flood = outside.copy()
+    cv2.floodFill(flood, None, (0, 0), 2)
+    reachable = (flood == 2)[1:-1, 1:-1]
+    return ~reachable
+
+
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), end-exclusive, of the nonzero pixels; None when there are none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def composite(base: np.ndarray, overlay: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``weight * overlay + (1 - weight) * base``; where weight is 0 the base is copied as is."""
+    w = weight[..., None] if base.ndim == 3 and weight.ndim == 2 else weight
+    out = base + w * (overlay - base)
+    untouched = weight == 0
+    out[untouched] = base[untouched]
+    return out.astype(np.float32, copy=False)

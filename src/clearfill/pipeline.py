@@ -1,0 +1,145 @@
+"""The staged pipeline: a list of stages run in order over one ``State``.
+
+Each stage is a small object with a ``name`` and a ``run(state)`` that reads the
+fields earlier stages filled and fills its own. A stage that has nothing to do
+raises ``StageSkipped`` with the reason; the pipeline times every stage, records
+what ran and what was skipped, and on request keeps each stage's picture.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Sequence
+
+import numpy as np
+
+from .imaging import composite
+
+
+class StageSkipped(Exception):
+    """Raised by a stage that has nothing to do; the message says why."""
+
+
+@dataclass(frozen=True)
+class CropRecord:
+    """Where the context crop sits and what the later stages need to stitch it back.
+
+    ``box`` = (x0, y0, x1, y1) in image coordinates, end-exclusive; it lies inside
+    the image unless the context is larger than the image, in which case the crop
+    is edge-replicated beyond the borders. All arrays are the crop's size.
+    """
+
+    box: tuple[int, int, int, int]
+    image: np.ndarray  # the removed image, cropped (float32 H x W x 3)
+    hole: np.ndarray  # bool: pixels to fill
+    refine_mask: np.ndarray  # float32: where a refiner may change pixels (softened hole)
+    blend_mask: np.ndarray  # float32: weight of the result when stitching (feathered hole)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+    def inside(self, image_size: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """(slices into the image, slices into the crop) of the part of the box inside the image."""
+        width, height = image_size
+        x0, y0, x1, y1 = self.box
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        return (
+            (slice(iy0, iy1), slice(ix0, ix1)),
+            (slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0)),
+        )
+
+
+@dataclass
+class State:
+    """Everything the stages read and write. The input image is never modified."""
+
+    image: np.ndarray  # float32 H x W x 3, the original
+    mask: np.ndarray  # float32 H x W, the user's mask as given (1 = remove)
+    seed: int = 0
+    device: str = "auto"
+    hole: np.ndarray | None = None  # bool H x W after mask preparation
+    removed: np.ndarray | None = None  # full image with the hole filled by the remover
+    crop: CropRecord | None = None
+    working: np.ndarray | None = None  # the crop at the refiner's working size
+    working_mask: np.ndarray | None = None
+    refined: np.ndarray | None = None  # the refiner's output at working size
+    output: np.ndarray | None = None  # the final image
+    notes: dict[str, str] = field(default_factory=dict)  # stage name -> what it did, in words
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+
+class Stage(ABC):
+    """One step of the pipeline. Subclasses set ``name`` and implement ``run``."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def run(self, state: State) -> None:
+        """Read earlier fields of ``state``, fill this stage's own; raise StageSkipped if idle."""
+
+    def picture(self, state: State) -> np.ndarray | None:
+        """The picture that shows what this stage did (for --save-stages), or None."""
+        return None
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    name: str
+    ran: bool
+    seconds: float
+    note: str = ""  # what it did, or why it was skipped
+
+
+@dataclass
+class Run:
+    """What a pipeline run produced: the final pixels and the record of every stage."""
+
+    output: np.ndarray
+    records: list[StageRecord]
+    pictures: dict[str, np.ndarray]
+    state: State
+
+
+class Pipeline:
+    """Runs stages in order. An empty hole after mask preparation ends the run early
+    with the input unchanged."""
+
+    def __init__(self, stages: Sequence[Stage]):
+        names = [stage.name for stage in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        self.stages = list(stages)
+
+    def run(self, state: State, *, keep_pictures: bool = False) -> Run:
+        records: list[StageRecord] = []
+        pictures: dict[str, np.ndarray] = {}
+        for stage in self.stages:
+            if state.hole is not None and not state.hole.any():
+                records.append(StageRecord(stage.name, False, 0.0, "mask is empty: nothing to remove"))
+                continue
+            start = time.perf_counter()
+            try:
+                stage.run(state)
+            except StageSkipped as skipped:
+                records.append(StageRecord(stage.name, False, time.perf_counter() - start, str(skipped)))
+                continue
+            records.append(StageRecord(stage.name, True, time.perf_counter() - start, state.notes.get(stage.name, "")))
+            if keep_pictures:
+                picture = stage.picture(state)
+                if picture is not None:
+                    pictures[stage.name] = picture
+        output = state.output if state.output is not None else self._fallback_output(state)
+        return Run(output=output, records=records, pictures=pictures, state=state)
+
+    @staticmethod
+    def _fallback_output(state: State) -> np.ndarray:
+        """Without a stitch stage, the removed image (inside the hole only), else the input."""
+        if state.removed is not None and state.hole is not None:
+            return composite(state.image, state.removed, state.hole.astype(np.float32))
+        return state.image.copy()
