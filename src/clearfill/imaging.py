@@ -95,7 +95,7 @@ def feather(hole: np.ndarray, grow_pixels: float, ramp_pixels: float) -> np.ndar
     from the hole is exactly 0, so a composite with it leaves those pixels untouched.
     """
     distance = distance_outside(hole)
-    if ramp_pixels <= 0:
+    if ramp_pixels < 1e-3:  # a sub-pixel ramp is a hard edge (and avoids dividing by ~0)
         return (distance <= grow_pixels).astype(np.float32)
     t = np.clip((distance - grow_pixels) / ramp_pixels, 0.0, 1.0)
     return (0.5 + 0.5 * np.cos(np.pi * t)).astype(np.float32)

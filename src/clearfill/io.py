@@ -183,11 +183,12 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     if isinstance(source, np.ndarray):
         source = Image.fromarray(source)
     image = _open(source, "image", max_pixels)
+    sixteen_bit_colour = image.mode in ("RGB", "RGBA") and _raw_bits(image) == 16  # before load() clears tiles
     _decode(image, "image")
     path = None if isinstance(source, Image.Image) else Path(source)
     exif = image.getexif()
     orientation = int(exif.get(0x0112, 1) or 1)
-    if path is not None and image.mode in ("RGB", "RGBA") and _raw_bits(image) == 16:
+    if path is not None and sixteen_bit_colour:
         storage, mode = _read_16bit_color(path, orientation)
     else:
         storage, mode = _storage_of(ImageOps.exif_transpose(image))
@@ -314,8 +315,7 @@ def _write_bytes(storage: np.ndarray, mode: str, fmt: str, like: LoadedImage, qu
             raise InvalidInputError(f"cannot encode a 16-bit {fmt} image")
         target.write(data.tobytes())
         return
-    pil_mode = "I;16" if mode == "I;16" else mode
-    image = Image.fromarray(storage, pil_mode)
+    image = Image.fromarray(storage) if mode == "I;16" else Image.fromarray(storage, mode)
     options: dict = {}
     if fmt in _METADATA_FORMATS:
         if like.icc_profile and (mode == like.mode or mode in ("RGB", "RGBA") and like.mode.startswith("RGB")):
@@ -371,7 +371,7 @@ def to_pil(rgb: np.ndarray, like: LoadedImage) -> Image.Image:
     storage, mode = _storage_like(rgb, like, "TIFF")
     if mode.endswith(";16") and mode != "I;16":
         storage, mode = quantize(to_float(storage)), mode[:-3]
-    return Image.fromarray(storage, mode)
+    return Image.fromarray(storage) if mode == "I;16" else Image.fromarray(storage, mode)
 
 
 def save_picture(path: str | os.PathLike, picture: np.ndarray | Image.Image) -> Path:

@@ -1,0 +1,27 @@
+"""Shared test helpers (pictures and masks made in the test, no files from elsewhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SEED = SHARED / "seed-example"
+EXAMPLE = REPO / "examples" / "coffee"
+
+
+def photo_like(rng, height: int, width: int) -> np.ndarray:
+    """A smooth-plus-noise uint8 RGB picture: structure for the fills to continue."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([
+        0.5 + 0.4 * np.sin(x / 17.0), 0.5 + 0.4 * np.cos(y / 23.0), 0.5 + 0.3 * np.sin((x + y) / 31.0),
+    ], axis=2)
+    noisy = base + rng.normal(0, 0.03, base.shape)
+    return (np.clip(noisy, 0, 1) * 255).astype(np.uint8)
+
+
+def disk_mask(height: int, width: int, cx: int, cy: int, radius: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return (((x - cx) ** 2 + (y - cy) ** 2) <= radius ** 2).astype(np.uint8) * 255

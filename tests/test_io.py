@@ -1,0 +1,232 @@
+"""Image and mask I/O: formats, orientation, metadata, alpha, depth, atomic writes."""
+
+import io as stdio
+import os
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+import clearfill
+from clearfill import io
+from clearfill.errors import ImageTooLargeError, InvalidInputError
+
+from helpers import disk_mask, photo_like
+
+H, W = 48, 64
+
+
+@pytest.fixture
+def picture(rng):
+    return photo_like(rng, H, W)
+
+
+@pytest.fixture
+def mask_path(tmp_path):
+    path = tmp_path / "mask.png"
+    Image.fromarray(disk_mask(H, W, 30, 24, 8)).save(path)
+    return path
+
+
+def _remove_and_reload(image_path, mask_path, out_path):
+    result = clearfill.remove(image_path, mask_path, "fast")
+    result.save(out_path)
+    return result, Image.open(out_path)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".webp", ".tif", ".bmp"])
+def test_every_input_format_reads_and_writes(tmp_path, picture, mask_path, ext):
+    src = tmp_path / f"in{ext}"
+    Image.fromarray(picture).save(src)
+    result, out = _remove_and_reload(src, mask_path, tmp_path / f"out{ext}")
+    assert out.size == (W, H) and out.format == io.FORMATS[ext]
+    assert result.changed.any()
+    if ext in (".png", ".tif", ".bmp"):  # lossless: unchanged pixels are bit-identical
+        keep = ~result.changed
+        assert np.array_equal(np.asarray(out)[keep], np.asarray(Image.open(src))[keep])
+        assert not result.changed[~result.hole].any()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_for_8_and_16_bit(orientation, picture):
+    # 16-bit colour is decoded by OpenCV, which ignores EXIF: our own rotation must match Pillow's.
+    image = Image.fromarray(picture)
+    image.getexif()[0x0112] = orientation
+    expected = np.asarray(ImageOps.exif_transpose(image))
+    assert np.array_equal(io._orient(picture, orientation), expected)
+
+
+def test_exif_orientation_from_a_jpeg_file(tmp_path, picture):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(picture).save(path, exif=exif.tobytes(), quality=100)
+    loaded = io.load_image(path)
+    assert loaded.size == (H, W)
+    assert loaded.exif is None or Image.Exif().load(loaded.exif) is None or 0x0112 not in _exif(loaded.exif)
+
+
+def _exif(data: bytes) -> Image.Exif:
+    exif = Image.Exif()
+    exif.load(data)
+    return exif
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp", ".tif"])
+def test_icc_profile_and_exif_are_kept(tmp_path, picture, mask_path, ext):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x013B] = "clearfill tester"  # Artist
+    src = tmp_path / f"in{ext}"
+    Image.fromarray(picture).save(src, icc_profile=icc, exif=exif.tobytes())
+    _, out = _remove_and_reload(src, mask_path, tmp_path / f"out{ext}")
+    assert out.info.get("icc_profile") == icc
+    assert out.getexif().get(0x013B) == "clearfill tester"
+
+
+def test_rgba_alpha_is_untouched(tmp_path, picture, mask_path, rng):
+    alpha = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    src = tmp_path / "in.png"
+    Image.fromarray(np.dstack([picture, alpha]), "RGBA").save(src)
+    result, out = _remove_and_reload(src, mask_path, tmp_path / "out.png")
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[..., 3], alpha)
+    assert result.image.mode == "RGBA"
+    with pytest.raises(InvalidInputError, match="alpha channel that JPEG cannot store"):
+        result.save(tmp_path / "out.jpg")
+    assert not (tmp_path / "out.jpg").exists()
+
+
+def test_grayscale_stays_grayscale_and_unchanged_outside(tmp_path, picture, mask_path):
+    gray = picture[..., 1]
+    src = tmp_path / "in.png"
+    Image.fromarray(gray, "L").save(src)
+    result, out = _remove_and_reload(src, mask_path, tmp_path / "out.png")
+    assert out.mode == "L"
+    assert np.array_equal(np.asarray(out)[~result.hole], gray[~result.hole])
+    assert not np.array_equal(np.asarray(out)[result.hole], gray[result.hole])
+
+
+def test_palette_image_is_written_as_rgb(tmp_path, picture, mask_path):
+    src = tmp_path / "in.png"
+    palette_image = Image.fromarray(picture).quantize(64)
+    palette_image.save(src)
+    result, out = _remove_and_reload(src, mask_path, tmp_path / "out.png")
+    assert out.mode == "RGB"
+    expected = np.asarray(palette_image.convert("RGB"))
+    assert np.array_equal(np.asarray(out)[~result.hole], expected[~result.hole])
+
+
+def test_16_bit_gray_keeps_its_depth(tmp_path, mask_path, rng):
+    gray16 = (rng.random((H, W)) * 65535).astype(np.uint16)
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), gray16)
+    result, out = _remove_and_reload(src, mask_path, tmp_path / "out.png")
+    values = np.asarray(out)
+    assert out.mode.startswith("I") and values.dtype.itemsize >= 2
+    assert np.array_equal(values[~result.hole], gray16[~result.hole])
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16_bit_colour_keeps_its_depth(tmp_path, mask_path, rng, ext):
+    rgb16 = (rng.random((H, W, 3)) * 65535).astype(np.uint16)
+    src = tmp_path / f"in{ext}"
+    cv2.imwrite(str(src), rgb16[..., ::-1])
+    loaded = io.load_image(src)
+    assert loaded.mode == "RGB;16" and np.array_equal(loaded.storage, rgb16)
+    result = clearfill.remove(loaded, mask_path, "fast")
+    out_path = tmp_path / f"out{ext}"
+    result.save(out_path)
+    written = cv2.imread(str(out_path), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert written.dtype == np.uint16
+    assert np.array_equal(written[~result.hole], rgb16[~result.hole])
+    assert not np.array_equal(written[result.hole], rgb16[result.hole])
+    result.save(tmp_path / "out8.jpg")  # a format without 16-bit: converted, not refused
+    assert Image.open(tmp_path / "out8.jpg").mode == "RGB"
+
+
+def test_cmyk_jpeg_stays_cmyk_in_jpeg_and_becomes_rgb_in_png(tmp_path, picture, mask_path):
+    src = tmp_path / "in.jpg"
+    Image.fromarray(picture).convert("CMYK").save(src, quality=100)
+    result = clearfill.remove(src, mask_path, "fast")
+    result.save(tmp_path / "out.jpg")
+    result.save(tmp_path / "out.png")
+    assert Image.open(tmp_path / "out.jpg").mode == "CMYK"
+    png = Image.open(tmp_path / "out.png")
+    assert png.mode == "RGB"
+    expected = np.asarray(Image.open(src).convert("RGB"))
+    assert np.array_equal(np.asarray(png)[~result.hole], expected[~result.hole])
+
+
+def test_masks_from_gray_one_bit_colour_and_alpha(tmp_path):
+    disk = disk_mask(H, W, 30, 24, 8) > 0
+    sources = {
+        "gray.png": Image.fromarray(disk.astype(np.uint8) * 255, "L"),
+        "bits.png": Image.fromarray(disk).convert("1"),
+        "red.png": Image.fromarray(np.dstack([disk * 255, np.zeros((H, W, 2))]).astype(np.uint8)),
+        "alpha.png": Image.fromarray(np.dstack([np.full((H, W, 3), 255), disk * 255]).astype(np.uint8), "RGBA"),
+    }
+    for name, image in sources.items():
+        image.save(tmp_path / name)
+        values = io.load_mask(tmp_path / name, (W, H))
+        assert values.dtype == np.float32 and values.shape == (H, W)
+        assert np.array_equal(values >= 0.5, disk), name
+
+
+def test_mask_size_mismatch_is_an_error_unless_resize_is_asked(tmp_path):
+    Image.fromarray(disk_mask(H // 2, W // 2, 15, 12, 4)).save(tmp_path / "small.png")
+    with pytest.raises(InvalidInputError, match=r"mask is 32x24 but the image is 64x48; pass --resize-mask"):
+        io.load_mask(tmp_path / "small.png", (W, H))
+    resized = io.load_mask(tmp_path / "small.png", (W, H), resize_mask=True)
+    assert resized.shape == (H, W) and resized[24, 30] == 1.0 and resized[0, 0] == 0.0
+
+
+def test_unreadable_inputs_raise_one_line_errors(tmp_path, picture):
+    with pytest.raises(InvalidInputError, match="image not found"):
+        io.load_image(tmp_path / "missing.png")
+    (tmp_path / "notes.png").write_text("not an image at all")
+    with pytest.raises(InvalidInputError, match="not an image"):
+        io.load_image(tmp_path / "notes.png")
+    buffer = stdio.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    (tmp_path / "cut.png").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(InvalidInputError, match="truncated or corrupt"):
+        io.load_image(tmp_path / "cut.png")
+
+
+def test_pixel_limit_refuses_before_decoding(tmp_path, picture):
+    buffer = stdio.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    path = tmp_path / "bomb-header-only.png"
+    path.write_bytes(buffer.getvalue()[:100])  # a valid header and no pixel data
+    with pytest.raises(ImageTooLargeError, match="over the limit"):
+        io.load_image(path, max_pixels=H * W - 1)
+
+
+def test_output_format_comes_from_the_extension():
+    assert io.output_format("a/b.JPEG") == "JPEG" and io.output_format("x.tiff") == "TIFF"
+    with pytest.raises(InvalidInputError, match="cannot tell the output format"):
+        io.output_format("out.gif2")
+
+
+def test_atomic_writer_leaves_the_old_file_and_no_temp_on_failure(tmp_path):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"previous")
+    with pytest.raises(RuntimeError):
+        with io.atomic_writer(target) as handle:
+            handle.write(b"half a fi")
+            raise RuntimeError("disk full")
+    assert target.read_bytes() == b"previous"
+    assert os.listdir(tmp_path) == ["out.png"]
+
+
+def test_jpeg_is_written_at_high_quality_without_chroma_subsampling(tmp_path, picture, mask_path):
+    from PIL import JpegImagePlugin
+
+    src = tmp_path / "in.png"
+    Image.fromarray(picture).save(src)
+    clearfill.remove(src, mask_path, "fast").save(tmp_path / "out.jpg")
+    written = Image.open(tmp_path / "out.jpg")
+    luma_table = written.quantization[0]
+    assert max(luma_table) <= 12  # IJG quality 95 scales the standard table (max 121) to 12; q90 gives 24
+    assert JpegImagePlugin.get_sampling(written) == 0  # 4:4:4
