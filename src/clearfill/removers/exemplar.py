@@ -1,0 +1,235 @@
+"""Exemplar fill: multi-scale PatchMatch synthesis that copies real texture from
+the image into the hole, with no weights.
+
+Coarse to fine (Wexler et al. 2007 with Barnes et al.'s PatchMatch): the coarsest
+level starts from a smooth Navier-Stokes fill, so large structures (horizons,
+edges) continue through the hole; each level then alternates a nearest-neighbour
+search (patches overlapping the hole against patches fully outside it) with a
+vote that rebuilds every hole pixel from the matched patches; the result seeds
+the next finer level. Only a region around the hole is searched, at a capped
+resolution, so a 12-MP photo with a small mask costs about what a 1-MP one does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .. import imaging
+from ..synthesis import patchmatch as pm
+from .base import register
+
+
+@dataclass(frozen=True)
+class ExemplarConfig:
+    patch_size: int = 7  # side of the square patches (odd)
+    em_iterations: int = 3  # search + vote rounds at the finest level (coarser levels do more)
+    pm_iterations: int = 3  # PatchMatch sweeps per round
+    max_size: int = 768  # the work region's long side is downscaled to at most this
+    margin: float = 1.0  # source region: the hole's box grown by this times its size on each side
+    min_margin: int = 48  # ... and by at least this many pixels
+    coarsest_size: int = 40  # the pyramid stops before the short side falls under this
+    refine_radius: int = 8  # search window (pixels) around inherited matches on finer levels
+    structure_sigma: float = 5.0  # the fill's detail above this blur scale comes from the exemplar...
+    border_taper: float = 6.0  # ... fading in over this many pixels from the hole's border (0: no fade)
+    contrast_weight: float = 1.0  # penalty on local-contrast difference between matched patches
+    hole_weight: float = 0.7  # weight of (estimated) hole pixels in patch distances; known pixels weigh 1
+    confidence_decay: float = 1.3  # vote weight falls as decay ** -(distance from the known border)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.patch_size < 3 or self.patch_size % 2 == 0:
+            raise ValueError(f"patch_size must be odd and >= 3, got {self.patch_size}")
+        if self.em_iterations < 1 or self.pm_iterations < 1:
+            raise ValueError("em_iterations and pm_iterations must be >= 1")
+        if self.max_size < 4 * self.patch_size:
+            raise ValueError(f"max_size must be at least 4 x patch_size, got {self.max_size}")
+
+
+def source_region(hole: np.ndarray, config: ExemplarConfig) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the hole's bounding box grown by the margin, clipped to the image."""
+    x0, y0, x1, y1 = imaging.bounding_box(hole)
+    height, width = hole.shape
+    grow_x = max(config.min_margin, round(config.margin * (x1 - x0)))
+    grow_y = max(config.min_margin, round(config.margin * (y1 - y0)))
+    return max(0, x0 - grow_x), max(0, y0 - grow_y), min(width, x1 + grow_x), min(height, y1 + grow_y)
+
+
+def downsample(image: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Half-size level: averages of known pixels only; a pixel is hole if any child is."""
+    size = (max(1, image.shape[1] // 2), max(1, image.shape[0] // 2))
+    known = (~hole).astype(np.float32)
+    weight = cv2.resize(known, size, interpolation=cv2.INTER_AREA)
+    summed = cv2.resize(image * known[..., None], size, interpolation=cv2.INTER_AREA)
+    small = summed / np.maximum(weight, 1e-6)[..., None]
+    return small.astype(np.float32), weight < 0.999
+
+
+def pyramid_depth(hole: np.ndarray, config: ExemplarConfig) -> int:
+    """Levels so that the hole's inscribed radius shrinks to about a patch at the
+    coarsest level, without the image getting smaller than ``coarsest_size``."""
+    radius = float(imaging.distance_outside(~hole).max())
+    wanted = max(1, math.ceil(math.log2(max(radius, 1.0) / (config.patch_size / 2))) + 1)
+    allowed = max(1, int(math.log2(min(hole.shape) / config.coarsest_size)) + 1)
+    return min(wanted, allowed)
+
+
+class ExemplarFill:
+    def __init__(self, config: ExemplarConfig):
+        self.config = config
+
+    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        out = image.copy()
+        if not hole.any():
+            return out
+        x0, y0, x1, y1 = source_region(hole, self.config)
+        region, region_hole = image[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+        scale = min(1.0, self.config.max_size / max(region.shape[:2]))
+        if scale < 1.0:
+            size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
+            small_hole = imaging.resize(region_hole.astype(np.float32), size, "bilinear") > 0.01
+            small = imaging.resize(region, size, "box")
+            filled = imaging.resize(self.fill(small, small_hole), (region.shape[1], region.shape[0]), "bicubic")
+        else:
+            filled = self.fill(region, region_hole)
+        out[y0:y1, x0:x1][region_hole] = filled[region_hole]
+        return out
+
+    def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """Structure from the smooth fill, detail from the exemplar synthesis.
+
+        Diffusion is the most faithful guess of the hole's coarse content (and of
+        everything near its border), but it has no texture; the exemplar synthesis
+        has real texture but drifts from the true coarse content. So the result is
+        the smooth fill plus the exemplar's detail (what a Gaussian of
+        ``structure_sigma`` removes) in place of the smooth fill's own, faded in
+        from the border so the seam stays as continuous as diffusion makes it.
+        """
+        smooth = smooth_fill(image, hole, radius=5)
+        textured = self.synthesize(image, hole)
+        detail = highpass(textured, self.config.structure_sigma) - highpass(smooth, self.config.structure_sigma)
+        fade = np.ones(hole.shape, np.float32)
+        if self.config.border_taper > 0:
+            fade = np.clip(imaging.distance_outside(~hole) / self.config.border_taper, 0.0, 1.0)
+        out = smooth + fade[..., None] * detail
+        out[~hole] = image[~hole]
+        return np.clip(out, 0.0, 1.0)
+
+    def synthesize(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """Fill ``hole`` in ``image`` (float32 RGB) coarse to fine; returns a new image."""
+        cfg = self.config
+        r = cfg.patch_size // 2
+        levels = [(image, hole)]
+        for _ in range(pyramid_depth(hole, cfg) - 1):
+            levels.append(downsample(*levels[-1]))
+
+        coarse_img, coarse_hole = levels[-1]
+        estimate = textured_smooth_fill(coarse_img, coarse_hole, cfg.seed)
+        nnf = None
+        for depth in range(len(levels) - 1, -1, -1):
+            level_img, level_hole = levels[depth]
+            if depth != len(levels) - 1:
+                upsampled = cv2.resize(estimate, (level_img.shape[1], level_img.shape[0]), interpolation=cv2.INTER_LINEAR)
+                estimate = level_img.copy()
+                estimate[level_hole] = upsampled[level_hole]
+            rounds = cfg.em_iterations + min(depth, 3)  # coarse levels are cheap: iterate more
+            estimate, nnf = self._level(estimate, level_hole, r, rounds, nnf, seed=cfg.seed + 7919 * depth,
+                                        sharp=depth == 0)
+            if estimate is None:  # no usable source patch at this level: keep the smooth fill
+                estimate = smooth_fill(level_img, level_hole)
+                nnf = None
+        return estimate
+
+    def _level(self, estimate, hole, r, rounds, coarse_nnf, seed, sharp=False):
+        cfg = self.config
+        height, width = hole.shape
+        if height < 2 * r + 2 or width < 2 * r + 2:
+            return None, None
+        known = ~hole
+        interior = np.zeros_like(hole)
+        interior[r:height - r, r:width - r] = True
+        kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+        valid = cv2.erode(known.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+        valid &= interior
+        is_target = cv2.dilate(hole.astype(np.uint8), kernel).astype(bool) & interior
+        if not valid.any() or not is_target.any():
+            return None, None
+        valid_y, valid_x = (a.astype(np.int32) for a in np.nonzero(valid))
+        targets_y, targets_x = (a.astype(np.int32) for a in np.nonzero(is_target))
+
+        weight = np.where(hole, np.float32(cfg.hole_weight), np.float32(1.0)).astype(np.float32)
+        depth_in_hole = imaging.distance_outside(known)
+        confidence = np.power(np.float32(cfg.confidence_decay), -depth_in_hole).astype(np.float32)
+
+        nnf_y = np.full((height, width), -1, np.int32)
+        nnf_x = np.full((height, width), -1, np.int32)
+        dist = np.full((height, width), pm.INF, np.float32)
+        if coarse_nnf is None:
+            pm.random_field(valid_y, valid_x, targets_y, targets_x, nnf_y, nnf_x, seed)
+        estimate = np.ascontiguousarray(estimate, dtype=np.float32)
+        if coarse_nnf is not None:
+            # Rebuild the hole from the inherited matches first: upsampling the coarse
+            # image instead would hand the search a blurred estimate, and blur matches blur.
+            pm.upsample_field(coarse_nnf[0], coarse_nnf[1], valid, valid_y, valid_x, targets_y, targets_x,
+                              nnf_y, nnf_x, seed)
+            contrast = local_contrast(estimate, r)
+            pm.refresh_distances(estimate, weight, contrast, cfg.contrast_weight, targets_y, targets_x, nnf_y, nnf_x, dist, r)
+            sigma2 = max(float(np.percentile(dist[is_target], 75)), 1e-6)
+            pm.vote(estimate, hole, targets_y, targets_x, nnf_y, nnf_x, dist, confidence, r, sigma2, estimate)
+        # The coarsest level searches everywhere; finer ones refine the inherited field
+        # locally, so neighbouring patches stay coherent and the vote stays sharp.
+        inherited = coarse_nnf is not None
+        search_radius = cfg.refine_radius if inherited else max(height, width) // 2
+        for i in range(rounds):
+            contrast = local_contrast(estimate, r)
+            pm.patchmatch(estimate, weight, contrast, cfg.contrast_weight, valid, valid_y, valid_x, targets_y, targets_x, is_target,
+                          nnf_y, nnf_x, dist, r, cfg.pm_iterations, search_radius, not inherited, seed + 101 * i)
+            sigma2 = max(float(np.percentile(dist[is_target], 75)), 1e-6)
+            voter = pm.vote_best
+            voter(estimate, hole, targets_y, targets_x, nnf_y, nnf_x, dist, confidence, r, sigma2, estimate)
+        return estimate, (nnf_y, nnf_x)
+
+
+def textured_smooth_fill(image: np.ndarray, hole: np.ndarray, seed: int) -> np.ndarray:
+    """The smooth fill plus noise as strong as the known region's fine detail. A
+    purely smooth estimate would match only the image's smoothest patches, and the
+    fill would stay smooth at every level; the noise makes texture the likelier match
+    while the smooth fill keeps the structure."""
+    out = smooth_fill(image, hole)
+    known = ~hole
+    detail = image - cv2.GaussianBlur(image, (0, 0), 1.0)
+    spread = detail[known].std(axis=0) if known.any() else np.zeros(image.shape[2], np.float32)
+    noise = np.random.default_rng(seed).normal(0.0, 1.0, image.shape).astype(np.float32) * spread
+    out[hole] += noise[hole]
+    return np.clip(out, 0.0, 1.0)
+
+
+def local_contrast(image: np.ndarray, r: int) -> np.ndarray:
+    """Standard deviation of the luma over each (2r+1)^2 window, times sqrt(3) so it
+    is on the scale of the 3-channel SSD per pixel."""
+    luma = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    size = (2 * r + 1, 2 * r + 1)
+    mean = cv2.boxFilter(luma, -1, size, borderType=cv2.BORDER_REFLECT)
+    mean_sq = cv2.boxFilter(luma * luma, -1, size, borderType=cv2.BORDER_REFLECT)
+    return (np.sqrt(np.maximum(mean_sq - mean * mean, 0.0)) * np.sqrt(3.0)).astype(np.float32)
+
+
+def highpass(image: np.ndarray, sigma: float) -> np.ndarray:
+    return image - cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0 else image
+
+
+def smooth_fill(image: np.ndarray, hole: np.ndarray, radius: int = 3) -> np.ndarray:
+    """Navier-Stokes fill: the structure of the result, and the coarsest level's start."""
+    filled = cv2.inpaint(imaging.quantize(image), hole.astype(np.uint8), radius, cv2.INPAINT_NS)
+    out = image.copy()
+    out[hole] = imaging.to_float(filled)[hole]
+    return out
+
+
+@register("exemplar", config=ExemplarConfig, auto_rank=20,
+          summary="multi-scale PatchMatch exemplar fill: real texture from the image, no weights")
+def exemplar(config: ExemplarConfig, device: str = "auto") -> ExemplarFill:
+    return ExemplarFill(config)

@@ -1,0 +1,1 @@
+"""Weight-free image synthesis kernels (compiled with numba)."""
