@@ -5,6 +5,7 @@
     python benchmarks/quality.py -m exemplar -m ns --limit 5
     python benchmarks/quality.py -m preset:offline     # a whole pipeline preset
     python benchmarks/quality.py -m lama --set model=/path/to/big-lama.pt
+    python benchmarks/quality.py -m pypatchmatch       # outside baseline, needs `pip install pypatchmatch`
 
 Follows the bench's protocol: each method gets the image with the hole pixels
 zeroed and the mask (255 = hole), writes OUT/NAME.png, and the bench's own
@@ -53,6 +54,11 @@ def make_runner(method: str, options: dict):
             return np.asarray(clearfill.remove(image, hole.astype(np.uint8) * 255, preset, **overrides).image)
 
         return run_preset
+    if method == "pypatchmatch":  # an outside baseline (pip install pypatchmatch), not a clearfill remover
+        from patchmatch import patch_match
+
+        patch_match.set_random_seed(0)
+        return lambda image, hole: patch_match.inpaint(image, hole.astype(np.uint8) * 255, patch_size=3)
     remover = removers.create(removers.choose(method).name, options)
 
     def run_remover(image, hole):

@@ -220,6 +220,12 @@ def test_atomic_writer_leaves_the_old_file_and_no_temp_on_failure(tmp_path):
     assert os.listdir(tmp_path) == ["out.png"]
 
 
+def test_written_files_get_ordinary_permissions(tmp_path):
+    with io.atomic_writer(tmp_path / "out.bin") as handle:
+        handle.write(b"x")
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o666 & ~io._UMASK
+
+
 def test_jpeg_is_written_at_high_quality_without_chroma_subsampling(tmp_path, picture, mask_path):
     from PIL import JpegImagePlugin
 

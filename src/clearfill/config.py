@@ -83,7 +83,7 @@ PRESETS: dict[str, PipelineConfig] = {
     # No weights, no network: the best weight-free remover, no refinement.
     "offline": PipelineConfig(
         mask=MaskPrepConfig(grow_pixels=3.0),
-        remove=RemoveConfig(method="ns", options={"radius": 5}),
+        remove=RemoveConfig(method="exemplar"),
         crop=CropConfig(expand_pixels=64, expand_factor=1.2, padding=64, mask_blur_pixels=8.0, blend_pixels=16.0),
         refine=RefineConfig(model=None),
     ),

@@ -24,6 +24,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageTooLargeError, InvalidInputError
 from .imaging import quantize, resize, to_float
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: new files get the usual permissions, not mkstemp's 0600
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above this, refuse before decoding.
 JPEG_QUALITY = 95
 
@@ -337,6 +339,7 @@ def atomic_writer(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.chmod(temp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()

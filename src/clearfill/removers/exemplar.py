@@ -27,14 +27,16 @@ from .base import register
 class ExemplarConfig:
     patch_size: int = 7  # side of the square patches (odd)
     em_iterations: int = 3  # search + vote rounds at the finest level (coarser levels do more)
-    pm_iterations: int = 3  # PatchMatch sweeps per round
+    pm_iterations: int = 2  # PatchMatch sweeps per round
     max_size: int = 768  # the work region's long side is downscaled to at most this
     margin: float = 1.0  # source region: the hole's box grown by this times its size on each side
     min_margin: int = 48  # ... and by at least this many pixels
     coarsest_size: int = 40  # the pyramid stops before the short side falls under this
     refine_radius: int = 8  # search window (pixels) around inherited matches on finer levels
-    structure_sigma: float = 5.0  # the fill's detail above this blur scale comes from the exemplar...
-    border_taper: float = 6.0  # ... fading in over this many pixels from the hole's border (0: no fade)
+    structure_sigma: float = 4.0  # scale (Gaussian sigma) that splits coarse structure from detail
+    structure_mix: float = 0.3  # share of the exemplar in the coarse structure (the rest: smooth fill)
+    detail_gain_max: float = 1.3  # the most the exemplar's detail is amplified to match the surroundings
+    border_taper: float = 6.0  # the exemplar's part fades in over this many pixels from the border
     contrast_weight: float = 1.0  # penalty on local-contrast difference between matched patches
     hole_weight: float = 0.7  # weight of (estimated) hole pixels in patch distances; known pixels weigh 1
     confidence_decay: float = 1.3  # vote weight falls as decay ** -(distance from the known border)
@@ -99,22 +101,29 @@ class ExemplarFill:
         return out
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        """Structure from the smooth fill, detail from the exemplar synthesis.
+        """Structure mostly from the smooth fill, detail from the exemplar synthesis.
 
         Diffusion is the most faithful guess of the hole's coarse content (and of
-        everything near its border), but it has no texture; the exemplar synthesis
-        has real texture but drifts from the true coarse content. So the result is
-        the smooth fill plus the exemplar's detail (what a Gaussian of
-        ``structure_sigma`` removes) in place of the smooth fill's own, faded in
-        from the border so the seam stays as continuous as diffusion makes it.
+        everything near its border) but has no texture; the exemplar synthesis has
+        real texture but drifts from the true coarse content. So the result is the
+        smooth fill's coarse layer (Gaussian of ``structure_sigma``), nudged by
+        ``structure_mix`` towards the exemplar's (two independent guesses average
+        to a better one), plus the exemplar's detail, scaled up (at most
+        ``detail_gain_max``) where it is weaker than the detail of the known ring
+        around the hole. All of it fades in over ``border_taper`` pixels from the
+        border, so the seam stays as continuous as diffusion makes it.
         """
+        cfg = self.config
         smooth = smooth_fill(image, hole, radius=5)
         textured = self.synthesize(image, hole)
-        detail = highpass(textured, self.config.structure_sigma) - highpass(smooth, self.config.structure_sigma)
+        smooth_coarse, textured_coarse = lowpass(smooth, cfg.structure_sigma), lowpass(textured, cfg.structure_sigma)
+        textured_detail = textured - textured_coarse
+        gain = detail_gain(smooth - smooth_coarse, textured_detail, hole, cfg.detail_gain_max)
+        target = smooth_coarse + cfg.structure_mix * (textured_coarse - smooth_coarse) + gain * textured_detail
         fade = np.ones(hole.shape, np.float32)
-        if self.config.border_taper > 0:
-            fade = np.clip(imaging.distance_outside(~hole) / self.config.border_taper, 0.0, 1.0)
-        out = smooth + fade[..., None] * detail
+        if cfg.border_taper > 0:
+            fade = np.clip(imaging.distance_outside(~hole) / cfg.border_taper, 0.0, 1.0)
+        out = smooth + fade[..., None] * (target - smooth)
         out[~hole] = image[~hole]
         return np.clip(out, 0.0, 1.0)
 
@@ -217,8 +226,20 @@ def local_contrast(image: np.ndarray, r: int) -> np.ndarray:
     return (np.sqrt(np.maximum(mean_sq - mean * mean, 0.0)) * np.sqrt(3.0)).astype(np.float32)
 
 
-def highpass(image: np.ndarray, sigma: float) -> np.ndarray:
-    return image - cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0 else image
+def lowpass(image: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0 else np.zeros_like(image)
+
+
+def detail_gain(known_detail: np.ndarray, fill_detail: np.ndarray, hole: np.ndarray, max_gain: float,
+                ring_pixels: float = 24.0) -> float:
+    """How much to amplify the fill's detail so its RMS matches the known pixels'
+    within ``ring_pixels`` of the hole (1 when it is already as strong; never less)."""
+    ring = ~hole & (imaging.distance_outside(hole) <= ring_pixels)
+    if not ring.any() or not hole.any():
+        return 1.0
+    known_rms = float(np.sqrt(np.mean(known_detail[ring] ** 2)))
+    fill_rms = float(np.sqrt(np.mean(fill_detail[hole] ** 2)))
+    return float(np.clip(known_rms / max(fill_rms, 1e-4), 1.0, max_gain))
 
 
 def smooth_fill(image: np.ndarray, hole: np.ndarray, radius: int = 3) -> np.ndarray:
