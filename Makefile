@@ -1,7 +1,8 @@
 # Quick start on a fresh machine:
 #   make demo   set up .venv (no model weights, no network beyond PyPI) and remove the
 #               spoon from the bundled example photo; writes out/ and its stage sheet
-#   make test   set up .venv with the test extras and run the test suite
+#   make test   set up .venv with the model and test extras (torch==2.14.1, about 6 GB) and run
+#               the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,7 +18,7 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,models]'
 	touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base

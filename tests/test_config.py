@@ -30,6 +30,8 @@ def test_overrides_are_typed_from_text_and_by_mapping():
 def test_remove_overrides_pick_the_method_and_collect_its_options():
     config = PRESETS["fast"].with_overrides({"remove.method": "ns", "remove.radius": "7"})
     assert config.remove.method == "ns" and config.remove.options == {"radius": "7"}
+    assert PRESETS["fast"].with_overrides({"remove.method": "exemplar"}).remove.options == {}
+    assert PRESETS["fast"].with_overrides({"remove.radius": 9}).remove.options == {"radius": 9}
 
 
 @pytest.mark.parametrize("overrides, message", [

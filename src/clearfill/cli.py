@@ -37,7 +37,8 @@ def _add_remove(commands) -> None:
     p.add_argument("--mask", "-m", type=Path, required=True, help="mask image: white (255) = remove")
     p.add_argument("--output", "-o", type=Path, required=True, help="output file; its extension picks the format")
     p.add_argument("--preset", default="reference", choices=sorted(PRESETS), help="parameter set (default: reference)")
-    p.add_argument("--remover", help="shortcut for --set remove.method=NAME")
+    p.add_argument("--remover", help="auto (default), lama, mat, exemplar, ns, telea, or a path to an inpainting "
+                                     "model file (run by the lama remover)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="STAGE.PARAM=VALUE",
                    help="override one parameter, e.g. --set crop.padding=32 (repeatable)")
     p.add_argument("--save-stages", type=Path, metavar="DIR", help="write each stage's picture and a contact sheet")
@@ -65,7 +66,9 @@ def _check_output(args) -> None:
 def _run_remove(args) -> int:
     _check_output(args)
     overrides = dict(parse_assignment(text) for text in args.assignments)
-    if args.remover:
+    if args.remover and Path(args.remover).expanduser().is_file():
+        overrides.update({"remove.method": "lama", "remove.model": args.remover})
+    elif args.remover:
         overrides["remove.method"] = args.remover
     result = remove(
         args.image, args.mask, args.preset, seed=args.seed, device=args.device,
@@ -98,11 +101,65 @@ def _save_stages(result, folder: Path) -> None:
     io.save_picture(folder / "sheet.png", sheet)
 
 
+def _add_models(commands) -> None:
+    p = commands.add_parser("models", help="list, download and verify model weights")
+    verbs = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    verbs.add_parser("list", help="every known model: kind, size, licence, downloaded?").set_defaults(handler=_models_list)
+    download = verbs.add_parser("download", help="download a model into the cache (resumes, verifies)")
+    download.add_argument("name")
+    download.add_argument("--force", action="store_true", help="download again even if present")
+    download.set_defaults(handler=_models_download)
+    verify = verbs.add_parser("verify", help="check downloaded models against their published checksums")
+    verify.add_argument("name", nargs="?")
+    verify.set_defaults(handler=_models_verify)
+    path = verbs.add_parser("path", help="print where a model's file is (or would be) cached")
+    path.add_argument("name")
+    path.set_defaults(handler=_models_path)
+
+
+def _models_list(args) -> int:
+    from .models import REGISTRY, store
+
+    print(f"{'name':<28} {'kind':<9} {'size':>8}  {'downloaded':<10}  licence")
+    for model in REGISTRY.values():
+        size = f"{model.size_mb:,.0f} MB" if model.size_mb else "?"
+        print(f"{model.name:<28} {model.kind:<9} {size:>8}  {'yes' if store.is_downloaded(model) else 'no':<10}  "
+              f"{model.license}")
+    print(f"cache: {store.cache_dir()}" + ("  (offline mode)" if store.offline() else ""))
+    return EXIT_OK
+
+
+def _models_download(args) -> int:
+    from .models import store
+
+    print(store.download(args.name, force=args.force))
+    return EXIT_OK
+
+
+def _models_verify(args) -> int:
+    from .models import REGISTRY, entry, store
+
+    names = [args.name] if args.name else [m.name for m in REGISTRY.values() if store.is_downloaded(m)]
+    if not names:
+        print("no models downloaded")
+    for name in names:
+        print(store.verify(entry(name)))
+    return EXIT_OK
+
+
+def _models_path(args) -> int:
+    from .models import entry, store
+
+    print(store.path_of(entry(args.name)))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="clearfill", description="Remove objects from photos and fill the hole naturally.")
     parser.add_argument("--version", action="version", version=f"clearfill {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_remove(commands)
+    _add_models(commands)
     return parser
 
 

@@ -30,7 +30,8 @@ class PipelineConfig:
         """Apply ``{"stage.param": value}`` and/or ``{"stage": {param: value}}`` overrides.
 
         ``remove.method`` picks the remover; any other ``remove.*`` name is an option
-        of that remover (checked when the remover is built).
+        of that remover (checked when the remover is built). Changing the method
+        drops the preset's options for the previous one.
         """
         grouped: dict[str, dict[str, Any]] = {}
         for key, value in overrides.items():
@@ -49,7 +50,8 @@ class PipelineConfig:
             if section == "remove":
                 values = dict(values)
                 method = values.pop("method", current.method)
-                merged = {**current.options, **values.pop("options", {}), **values}
+                kept = current.options if method == current.method else {}  # options belong to their remover
+                merged = {**kept, **values.pop("options", {}), **values}
                 updated = RemoveConfig(method=str(method), options=merged)
             else:
                 updated = opts.replace(current, values, section)

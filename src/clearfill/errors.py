@@ -32,3 +32,11 @@ class ChecksumError(ClearfillError):
 
 class OutputExistsError(ClearfillError):
     """The output path exists (or is the input) and overwriting was not allowed."""
+
+
+class UnsafeModelError(ClearfillError):
+    """A model file that would run code when loaded (a crafted pickle, untrusted TorchScript)."""
+
+
+class ModelLoadError(ClearfillError):
+    """A model file that is readable but is not a model clearfill knows how to run."""

@@ -1,0 +1,68 @@
+"""The model manager every model stage shares: the registry, the cache and safe loading.
+
+A model is named by a registry name (``big-lama``) or by a path to a local file;
+``locate`` turns either into a ``ModelFile``, downloading a registry model that is
+missing unless offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InvalidInputError, ModelNotAvailableError
+from . import store
+from .registry import REGISTRY, ModelEntry, entry
+
+__all__ = ["REGISTRY", "ModelEntry", "ModelFile", "entry", "locate", "usable_without_download", "store"]
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: Path
+    entry: ModelEntry | None  # the registry entry this file is, if any
+
+    @property
+    def checksum_matches(self) -> bool:
+        """Whether the file is its registry entry's published version, byte for byte."""
+        return self.entry is not None and store.matches(self.entry, store.digests(self.path))
+
+    @property
+    def label(self) -> str:
+        return self.entry.name if self.entry else self.path.name
+
+
+def _entry_for_file(path: Path) -> ModelEntry | None:
+    return next((e for e in REGISTRY.values() if e.filename == path.name), None)
+
+
+def locate(name_or_path: str, *, download: bool = True) -> ModelFile:
+    """A registry name or a local path -> the file to load (downloaded if needed and allowed)."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_file():
+            raise InvalidInputError(f"model path {path} is not a file")
+        return ModelFile(path, _entry_for_file(path))
+    if name_or_path in REGISTRY:
+        model = REGISTRY[name_or_path]
+        cached = store.path_of(model)
+        if cached.is_file():
+            return ModelFile(cached, model)
+        if not download:
+            raise ModelNotAvailableError(f"{model.name} is not downloaded (run `clearfill models download {model.name}`)")
+        return ModelFile(store.download(model.name), model)
+    if path.suffix or "/" in name_or_path or "\\" in name_or_path:
+        raise InvalidInputError(f"model file not found: {path}")
+    return ModelFile(path, entry(name_or_path))  # raises: unknown model, with the known names
+
+
+def usable_without_download(name: str) -> tuple[bool, str]:
+    """Whether ``name`` can be used now, and if not, why (for the "auto" choices)."""
+    model = REGISTRY.get(name)
+    if model is None:
+        return False, f"unknown model {name}"
+    if store.is_downloaded(model):
+        return True, ""
+    if store.offline():
+        return False, f"{name} weights not downloaded and offline mode is on"
+    return False, f"{name} weights not downloaded"

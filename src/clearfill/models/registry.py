@@ -1,0 +1,98 @@
+"""The registry of known model files: where to get them and how to check them.
+
+Checksums are the published ones where a publisher gives one (big-lama.pt's MD5
+comes from IOPaint, which distributes it). Where none is published the entry has
+none, and the manager records the SHA-256 it downloaded, so later runs detect a
+file that changed; such files are never trusted to run code (TorchScript).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..errors import InvalidConfigError
+
+KINDS = ("remover", "upscaler", "refiner")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    kind: str  # one of KINDS
+    filename: str
+    urls: tuple[str, ...]
+    license: str
+    source: str  # the page that documents the model
+    size_mb: float | None = None  # approximate, for listings and progress
+    sha256: str | None = None
+    md5: str | None = None  # only where that is all the publisher gives
+    summary: str = ""
+
+    @property
+    def url_variable(self) -> str:
+        """Environment variable that replaces the download URL (a mirror, a file://)."""
+        return "CLEARFILL_URL_" + self.name.upper().replace("-", "_").replace(".", "_")
+
+    def download_urls(self) -> tuple[str, ...]:
+        override = os.environ.get(self.url_variable)
+        return (override,) if override else self.urls
+
+    @property
+    def has_published_checksum(self) -> bool:
+        return bool(self.sha256 or self.md5)
+
+
+REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in [
+    ModelEntry(
+        name="big-lama",
+        kind="remover",
+        filename="big-lama.pt",
+        urls=("https://github.com/Sanster/models/releases/download/add_big_lama/big-lama.pt",),
+        md5="e3aa4aaa15225a33ec84f9f4bc47e500",
+        size_mb=196,
+        license="Apache-2.0",
+        source="https://github.com/advimman/lama",
+        summary="LaMa (big-lama, Places2), TorchScript export distributed by IOPaint",
+    ),
+    ModelEntry(
+        name="mat-places512",
+        kind="remover",
+        filename="Places_512_FullData_G.pth",
+        urls=("https://github.com/Sanster/models/releases/download/add_mat/Places_512_FullData_G.pth",),
+        size_mb=413,
+        license="see source (research code; check its terms before commercial use)",
+        source="https://github.com/fenglinglwb/MAT",
+        summary="MAT, Places 512 generator (needs spandrel-extra-arches)",
+    ),
+    ModelEntry(
+        name="2x-animesharpv2-mosr-sharp",
+        kind="upscaler",
+        filename="2x-AnimeSharpV2_MoSR_Sharp.pth",
+        urls=("https://github.com/Kim2091/Kim2091-Models/releases/download/2x-AnimeSharpV2_Set/"
+              "2x-AnimeSharpV2_MoSR_Sharp.pth",),
+        size_mb=18,
+        license="see source (CC BY-NC-SA 4.0 per OpenModelDB at the time of writing)",
+        source="https://openmodeldb.info/models/2x-AnimeSharpV2-MoSR-Sharp",
+        summary="2x MoSR super-resolution, the reference workflow's upscaler",
+    ),
+    ModelEntry(
+        name="flux1-fill-dev",
+        kind="refiner",
+        filename="black-forest-labs/FLUX.1-Fill-dev",
+        urls=("hf://black-forest-labs/FLUX.1-Fill-dev",),
+        size_mb=33000,
+        license="FLUX.1 [dev] Non-Commercial License (gated: accept it on the Hub and use a token)",
+        source="https://huggingface.co/black-forest-labs/FLUX.1-Fill-dev",
+        summary="FLUX.1 Fill [dev], the reference workflow's refiner (a Hugging Face repository)",
+    ),
+]}
+
+
+def entry(name: str) -> ModelEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise InvalidConfigError(
+            f"unknown model {name!r}; known: {', '.join(REGISTRY)} (or give a path to a local file)"
+        ) from None

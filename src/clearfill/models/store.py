@@ -1,0 +1,213 @@
+"""The model cache: where files live, downloading them (resumable, verified,
+atomic), and checking them later.
+
+Nothing here touches the network when ``CLEARFILL_OFFLINE`` or ``HF_HUB_OFFLINE``
+is set. A download goes to ``NAME.part`` beside its final place, resumes from
+there, and is renamed into place only after its checksum matched, so the final
+path never holds half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ChecksumError, ModelNotAvailableError
+from .registry import ModelEntry, entry as registry_entry
+
+_CHUNK = 1 << 20
+_TIMEOUT_S = 20
+
+
+def cache_dir() -> Path:
+    """``$CLEARFILL_HOME/models``, else the platform's user cache folder."""
+    home = os.environ.get("CLEARFILL_HOME")
+    if home:
+        return Path(home).expanduser() / "models"
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "clearfill" / "models"
+
+
+def offline() -> bool:
+    return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
+               for var in ("CLEARFILL_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def path_of(model: ModelEntry) -> Path:
+    return cache_dir() / model.filename
+
+
+def is_downloaded(model: ModelEntry) -> bool:
+    return path_of(model).is_file()
+
+
+# ----------------------------------------------------------------------------- checksums
+
+
+def file_digests(path: Path) -> dict[str, str]:
+    sha256, md5 = hashlib.sha256(), hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            sha256.update(block)
+            md5.update(block)
+    return {"sha256": sha256.hexdigest(), "md5": md5.hexdigest()}
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".verified.json")
+
+
+def _recorded(path: Path) -> dict | None:
+    """The digests recorded for ``path`` if the file has not changed since (size, mtime)."""
+    try:
+        record = json.loads(_record_path(path).read_text())
+        stat = path.stat()
+    except (OSError, ValueError):
+        return None
+    if record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns:
+        return record
+    return None
+
+
+def digests(path: Path) -> dict[str, str]:
+    """SHA-256 and MD5 of ``path``, computed once per version of the file."""
+    record = _recorded(path)
+    if record is None:
+        record = file_digests(path)
+        stat = path.stat()
+        record.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        try:
+            _record_path(path).write_text(json.dumps(record))
+        except OSError:
+            pass  # a read-only folder: recompute next time
+    return record
+
+
+def matches(model: ModelEntry, found: dict[str, str]) -> bool:
+    """Whether digests match the entry's published checksum (False when it has none)."""
+    if model.sha256:
+        return found["sha256"] == model.sha256.lower()
+    if model.md5:
+        return found["md5"] == model.md5.lower()
+    return False
+
+
+def verify(model: ModelEntry, path: Path | None = None) -> str:
+    """Check a file against the entry's published checksum; returns a one-line verdict,
+    raises ChecksumError on a mismatch."""
+    path = path or path_of(model)
+    if not path.is_file():
+        raise ModelNotAvailableError(f"{model.name} is not downloaded (expected at {path})")
+    found = digests(path)
+    if not model.has_published_checksum:
+        return f"{model.name}: no published checksum; sha256 {found['sha256']}"
+    if not matches(model, found):
+        kind, expected = ("sha256", model.sha256) if model.sha256 else ("md5", model.md5)
+        raise ChecksumError(
+            f"{path} does not match {model.name}'s published {kind} (expected {expected}, got {found[kind]}); "
+            f"delete it and run `clearfill models download {model.name}`"
+        )
+    return f"{model.name}: ok ({'sha256' if model.sha256 else 'md5'} matches)"
+
+
+# ----------------------------------------------------------------------------- downloading
+
+
+@dataclass
+class _Progress:
+    """A progress bar on stderr: tqdm when installed, otherwise nothing."""
+
+    total: int | None
+    done: int
+    label: str
+
+    def __post_init__(self):
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            self._bar = None
+        else:
+            self._bar = tqdm(total=self.total, initial=self.done, unit="B", unit_scale=True, desc=self.label,
+                             file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def update(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _fetch(url: str, part: Path, label: str) -> None:
+    """Append ``url``'s bytes to ``part``, resuming from its current size."""
+    start = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "clearfill"})
+    if start:
+        request.add_header("Range", f"bytes={start}-")
+    with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+        resumed = start and response.status == 206
+        length = response.headers.get("Content-Length")
+        total = (int(length) + (start if resumed else 0)) if length else None
+        progress = _Progress(total, start if resumed else 0, label)
+        try:
+            with open(part, "ab" if resumed else "wb") as handle:
+                for block in iter(lambda: response.read(_CHUNK), b""):
+                    handle.write(block)
+                    progress.update(len(block))
+        finally:
+            progress.close()
+
+
+def download(name: str, *, force: bool = False) -> Path:
+    """Download a registry model into the cache (resuming a partial download) and verify it."""
+    model = registry_entry(name)
+    target = path_of(model)
+    if target.is_file() and not force:
+        return target
+    if any(url.startswith("hf://") for url in model.download_urls()):
+        raise ModelNotAvailableError(
+            f"{model.name} is a Hugging Face repository, fetched by the refiner stage itself (needs a token "
+            "for gated models); nothing to download here"
+        )
+    if offline():
+        raise ModelNotAvailableError(
+            f"{model.name} is not downloaded and offline mode is on (CLEARFILL_OFFLINE / HF_HUB_OFFLINE); "
+            f"fetch {model.urls[0]} elsewhere and place it at {target}, or pass a local file path"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    errors = []
+    for url in model.download_urls():
+        try:
+            _fetch(url, part, model.name)
+            break
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+    else:
+        raise ModelNotAvailableError(
+            f"could not download {model.name} ({'; '.join(errors)}); run `clearfill models download "
+            f"{model.name}` again to resume, or set {model.url_variable} to a mirror"
+        )
+    found = file_digests(part)
+    if model.has_published_checksum and not matches(model, found):
+        part.unlink(missing_ok=True)
+        kind = "sha256" if model.sha256 else "md5"
+        raise ChecksumError(
+            f"downloaded {model.name} does not match its published {kind} (got {found[kind]}); "
+            f"the partial file was removed: run `clearfill models download {model.name}` to try again"
+        )
+    os.replace(part, target)
+    digests(target)  # record what was downloaded, so a later change is noticed
+    return target

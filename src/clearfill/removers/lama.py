@@ -1,0 +1,152 @@
+"""LaMa (Suvorov et al. 2022, "Resolution-robust Large Mask Inpainting with Fourier
+Convolutions"): the remover the reference workflow trusts to make an object go.
+
+Loads big-lama in the layouts users have (IOPaint's TorchScript ``big-lama.pt``,
+the original checkpoint's ``generator.*`` state dict, a spandrel-style state dict,
+safetensors) through the model manager. On large images it runs per hole region
+on a crop with a margin, as IOPaint does: LaMa is trained at 256-512 px, degrades
+on huge inputs, and its memory grows with the area it sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .. import imaging, models
+from ..errors import ModelLoadError, ModelNotAvailableError, ChecksumError
+from ..models.device import resolve_device, resolve_dtype
+from ..models.loading import load_descriptor
+from .base import register
+
+
+@dataclass(frozen=True)
+class LamaConfig:
+    model: str = "big-lama"  # registry name or local file
+    region_trigger: int = 800  # above this long side, run per hole region instead of on the whole image
+    region_margin: int = 128  # context around each region
+    max_side: int = 0  # if > 0, downscale any input whose long side exceeds it (a resize limit)
+    precision: str = "auto"  # auto (fp32 on CPU, half on GPU where supported), fp32, fp16, bf16
+    threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU
+
+    def __post_init__(self) -> None:
+        if self.region_trigger < 16 or self.region_margin < 0 or self.max_side < 0:
+            raise ValueError("region_trigger must be >= 16, region_margin and max_side >= 0")
+
+
+def region_boxes(hole: np.ndarray, margin: int) -> list[tuple[int, int, int, int]]:
+    """(x0, y0, x1, y1) boxes, one per group of hole parts: each connected part's
+    bounding box grown by ``margin`` and clipped to the image, overlapping boxes merged."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
+    height, width = hole.shape
+    boxes = [
+        (max(0, x - margin), max(0, y - margin), min(width, x + w + margin), min(height, y + h + margin))
+        for x, y, w, h, _ in stats[1:count]
+    ]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return sorted(boxes, key=lambda box: (box[1], box[0]))
+
+
+class LamaRemover:
+    def __init__(self, config: LamaConfig, device: str = "auto"):
+        import torch
+        from spandrel import MaskedImageModelDescriptor
+
+        self.config = config
+        self.device = resolve_device(device)
+        model_file = models.locate(config.model)
+        descriptor = load_descriptor(model_file.path, torchscript_trusted=model_file.checksum_matches)
+        if not isinstance(descriptor, MaskedImageModelDescriptor):
+            raise ModelLoadError(f"{model_file.label} is a {descriptor.architecture.name} model, not an inpainting model")
+        self.dtype = resolve_dtype(config.precision, self.device, descriptor.supports_half,
+                                   descriptor.supports_bfloat16)
+        descriptor.to(self.device)
+        descriptor.model.to(dtype=self.dtype)
+        if config.channels_last:
+            descriptor.model.to(memory_format=torch.channels_last)
+        self.descriptor = descriptor
+        self.label = model_file.label
+
+    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        height, width = hole.shape
+        if max(height, width) <= self.config.region_trigger:
+            return self._run(image, hole)
+        out = image.copy()
+        for x0, y0, x1, y1 in region_boxes(hole, self.config.region_margin):
+            region_hole = hole[y0:y1, x0:x1]
+            filled = self._run(image[y0:y1, x0:x1], region_hole)
+            out[y0:y1, x0:x1][region_hole] = filled[region_hole]
+        return out
+
+    def _run(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """One LaMa pass (downscaled first if over ``max_side``); spandrel pads to the
+        model's multiple of 8 and crops back."""
+        limit = self.config.max_side
+        height, width = hole.shape
+        if limit and max(height, width) > limit:
+            scale = limit / max(height, width)
+            size = (max(16, round(width * scale)), max(16, round(height * scale)))
+            small_hole = imaging.resize(hole.astype(np.float32), size, "bilinear") > 0
+            small = self._infer(imaging.resize(image, size, "box"), small_hole)
+            return imaging.resize(small, (width, height), "bicubic")
+        return self._infer(image, hole)
+
+    def _infer(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        import torch
+
+        if image.shape[0] < 16 or image.shape[1] < 16:  # below LaMa's minimum: pad by reflection
+            pad = ((0, max(0, 16 - image.shape[0])), (0, max(0, 16 - image.shape[1])))
+            filled = self._infer(np.pad(image, pad + ((0, 0),), mode="edge"), np.pad(hole, pad, mode="edge"))
+            return filled[: image.shape[0], : image.shape[1]]
+        threads = torch.get_num_threads()
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        try:
+            with torch.inference_mode():
+                pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+                mask = torch.from_numpy(hole.astype(np.float32))[None, None]
+                layout = torch.channels_last if self.config.channels_last else torch.contiguous_format
+                pixels = pixels.to(self.device, self.dtype).contiguous(memory_format=layout)
+                mask = mask.to(self.device, self.dtype).contiguous(memory_format=layout)
+                result = self.descriptor(pixels, mask)
+                return result[0].float().clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _lama_usable() -> tuple[bool, str]:
+    """For "auto": usable when torch is installed and big-lama is cached or downloads now."""
+    try:
+        import spandrel  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        return False, "torch/spandrel not installed (pip install 'clearfill[models]')"
+    ok, why = models.usable_without_download("big-lama")
+    if ok or models.store.offline():
+        return ok, why
+    try:
+        models.locate("big-lama")
+    except (ModelNotAvailableError, ChecksumError):
+        return False, "big-lama weights missing and could not be downloaded (`clearfill models download big-lama` says why)"
+    return True, ""
+
+
+@register("lama", config=LamaConfig, needs_weights=True, auto_rank=30, usable=_lama_usable,
+          summary="LaMa (big-lama): learned fill, the reference workflow's remover; needs weights and torch")
+def lama(config: LamaConfig, device: str = "auto") -> LamaRemover:
+    return LamaRemover(config, device=device)
