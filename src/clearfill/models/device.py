@@ -26,14 +26,14 @@ def resolve_device(name: str = "auto") -> str:
 
 def resolve_dtype(precision: str, device: str, supports_half: bool, supports_bfloat16: bool):
     """The torch dtype for ``precision`` ("auto", "fp32", "fp16", "bf16") on ``device``,
-    never one the model does not support. "auto" is fp16/bf16 on GPUs, fp32 on CPUs."""
+    never one the model does not support. "auto" is fp16/bf16 on GPUs; CPUs always run fp32."""
     import torch
 
     if precision not in ("auto", "fp32", "fp16", "bf16"):
         raise InvalidConfigError(f"unknown precision {precision!r}; choose from auto, fp32, fp16, bf16")
+    if device == "cpu":  # CPU runs fp32: half-precision FFTs (LaMa's core) have no CPU kernels
+        return torch.float32
     if precision == "auto":
-        if device == "cpu":
-            return torch.float32
         precision = "fp16" if supports_half else "bf16" if supports_bfloat16 else "fp32"
     if precision == "fp16" and supports_half:
         return torch.float16
