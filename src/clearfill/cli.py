@@ -1,6 +1,6 @@
 """The ``clearfill`` command line. It wraps the library and is the only place that
-turns library errors into exit codes: 2 for bad input or options, 1 for anything
-unexpected, 130 for Ctrl+C."""
+turns library errors into exit codes: 2 for bad input or options, 3 when some batch
+items failed, 1 for anything unexpected, 130 for Ctrl+C."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .config import PRESETS, parse_assignment
 from .errors import ClearfillError, InvalidInputError, OutputExistsError
 from .sheet import PICTURE_NAMES, contact_sheet
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,6 +101,55 @@ def _save_stages(result, folder: Path) -> None:
     io.save_picture(folder / "sheet.png", sheet)
 
 
+def _add_batch(commands) -> None:
+    p = commands.add_parser("batch", help="remove objects from many images (folders, manifests; local or Ray)")
+    p.add_argument("input", help="folder of images, or a manifest (.csv/.jsonl with image, mask, output)")
+    p.add_argument("--masks", help="folder of masks matched by name, or one mask file for every image")
+    p.add_argument("--output", "-o", help="output folder (keeps the input's relative structure)")
+    p.add_argument("--format", help="output format extension for every item (default: the input's)")
+    p.add_argument("--preset", default="offline", choices=sorted(PRESETS), help="parameter set (default: offline)")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="STAGE.PARAM=VALUE")
+    p.add_argument("--workers", type=int, default=1, help="processes (local) or actors (ray)")
+    p.add_argument("--engine", default="local", choices=["local", "ray"])
+    p.add_argument("--ray-address", help="join this Ray cluster ('auto' for the local one); default: start one")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    p.add_argument("--resume", action="store_true", help="skip items whose output exists")
+    p.add_argument("--report", type=Path, help="append one JSON line per item here")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--resize-mask", action="store_true")
+    p.add_argument("--max-pixels", type=int, default=io.DEFAULT_MAX_PIXELS)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=_run_batch)
+
+
+def _run_batch(args) -> int:
+    from . import batch
+
+    source = Path(args.input)
+    output = Path(args.output) if args.output else None
+    if source.is_file():
+        plan = batch.plan_manifest(source, output, args.format)
+    elif source.is_dir():
+        if not args.masks or output is None:
+            raise InvalidInputError("a folder input needs --masks and --output")
+        plan = batch.plan_folder(source, Path(args.masks), output, args.format)
+    else:
+        raise InvalidInputError(f"input not found: {source}")
+    settings = batch.Settings(
+        preset=args.preset, overrides=dict(parse_assignment(text) for text in args.assignments), seed=args.seed,
+        device=args.device, resize_mask=args.resize_mask, max_pixels=args.max_pixels)
+    summary = batch.run_batch(plan, settings, engine=args.engine, workers=args.workers, resume=args.resume,
+                              report=args.report, progress=not args.no_progress, ray_address=args.ray_address,
+                              gpus_per_worker=args.gpus_per_worker)
+    print(f"{summary.ok} done, {summary.skipped} already done, {summary.errors} failed"
+          + (f", {len(plan.masks_without_image)} masks without an image" if plan.masks_without_image else "")
+          + ("; interrupted" if summary.interrupted else ""), file=sys.stderr)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if summary.all_ok else EXIT_SOME_FAILED
+
+
 def _add_models(commands) -> None:
     p = commands.add_parser("models", help="list, download and verify model weights")
     verbs = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
@@ -159,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clearfill {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_remove(commands)
+    _add_batch(commands)
     _add_models(commands)
     return parser
 

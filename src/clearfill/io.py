@@ -10,7 +10,9 @@ the pipeline did not change written back exactly as it was read.
 from __future__ import annotations
 
 import contextlib
+import io as stdio
 import os
+import typing
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ os.umask(_UMASK)  # read once: new files get the usual permissions, not mkstemp'
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above this, refuse before decoding.
 JPEG_QUALITY = 95
 
-ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, typing.BinaryIO]
 
 # Output formats by extension, and the storage modes each can hold as they are.
 FORMATS = {
@@ -80,6 +82,11 @@ def _open(source: ImageSource, what: str, max_pixels: int) -> Image.Image:
     """Open an image file lazily and check its size before any pixel is decoded."""
     if isinstance(source, Image.Image):
         image = source
+    elif hasattr(source, "read"):  # a file-like object (bytes fetched from elsewhere)
+        try:
+            image = Image.open(source)
+        except (UnidentifiedImageError, OSError):
+            raise InvalidInputError(f"{what} is not an image (or an unsupported format)") from None
     else:
         path = Path(source)
         if not path.exists():
@@ -139,10 +146,14 @@ def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(pixels, quarter_turns))
 
 
-def _read_16bit_color(path: Path, orientation: int) -> tuple[np.ndarray, str]:
-    pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+def _read_16bit_color(source, orientation: int) -> tuple[np.ndarray, str]:
+    if hasattr(source, "getvalue"):
+        data = np.frombuffer(source.getvalue(), dtype=np.uint8)
+    else:
+        data = np.fromfile(source, dtype=np.uint8)
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.dtype != np.uint16 or pixels.ndim != 3:
-        raise InvalidInputError(f"cannot decode 16-bit image {path}")
+        raise InvalidInputError("cannot decode the 16-bit image")
     code = cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
     pixels = _orient(cv2.cvtColor(pixels, code), orientation)
     return pixels, "RGBA;16" if pixels.shape[2] == 4 else "RGB;16"
@@ -187,11 +198,11 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     image = _open(source, "image", max_pixels)
     sixteen_bit_colour = image.mode in ("RGB", "RGBA") and _raw_bits(image) == 16  # before load() clears tiles
     _decode(image, "image")
-    path = None if isinstance(source, Image.Image) else Path(source)
+    path = Path(source) if isinstance(source, (str, os.PathLike)) else None
     exif = image.getexif()
     orientation = int(exif.get(0x0112, 1) or 1)
-    if path is not None and sixteen_bit_colour:
-        storage, mode = _read_16bit_color(path, orientation)
+    if sixteen_bit_colour and not isinstance(source, Image.Image):
+        storage, mode = _read_16bit_color(source, orientation)
     else:
         storage, mode = _storage_of(ImageOps.exif_transpose(image))
     if 0x0112 in exif:
@@ -351,6 +362,15 @@ def atomic_writer(path: Path):
         raise
 
 
+def encode_image(rgb: np.ndarray, like: LoadedImage, fmt: str, *, quality: int = JPEG_QUALITY) -> bytes:
+    """``rgb`` (float32, the input's size) as a file of format ``fmt`` ("PNG", "JPEG", ...),
+    keeping the input's mode, depth, alpha and metadata wherever that format can."""
+    storage, mode = _storage_like(rgb, like, fmt)
+    buffer = stdio.BytesIO()
+    _write_bytes(storage, mode, fmt, like, quality, buffer)
+    return buffer.getvalue()
+
+
 def save_image(
     path: str | os.PathLike,
     rgb: np.ndarray,
@@ -358,13 +378,11 @@ def save_image(
     *,
     quality: int = JPEG_QUALITY,
 ) -> Path:
-    """Write ``rgb`` (float32, the input's size) atomically, in the format ``path`` names,
-    keeping the input's mode, depth, alpha and metadata wherever that format can."""
+    """Write ``rgb`` atomically, in the format ``path``'s extension names (see ``encode_image``)."""
     path = Path(path)
-    fmt = output_format(path)
-    storage, mode = _storage_like(rgb, like, fmt)
+    data = encode_image(rgb, like, output_format(path), quality=quality)
     with atomic_writer(path) as handle:
-        _write_bytes(storage, mode, fmt, like, quality, handle)
+        handle.write(data)
     return path
 
 

@@ -1,0 +1,58 @@
+"""The local engine: a pool of processes, each loading the pipeline (and its models) once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Callable, Iterable
+
+from .plan import Item
+from .work import Settings, Worker
+
+_worker: Worker | None = None
+
+
+def _start_worker(settings: Settings) -> None:
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle: finish the item in hand
+    _worker = Worker(settings)
+
+
+def _process(item: Item) -> dict:
+    return _worker(item)
+
+
+def run_local(items: Iterable[Item], settings: Settings, workers: int, on_result: Callable[[dict], None]) -> None:
+    """Process ``items`` with ``workers`` processes (1: in this process), calling
+    ``on_result`` in this process as each finishes. On Ctrl+C, stops taking new items,
+    lets the ones in flight finish (and reports them), then raises KeyboardInterrupt."""
+    items = list(items)
+    if workers <= 1:
+        worker = Worker(settings)
+        for item in items:
+            on_result(worker(item))
+        return
+    context = multiprocessing.get_context("spawn")  # fork would copy torch/numba thread state
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(settings,)) as pool:
+        pending = iter(items)
+        in_flight = set()
+        try:
+            while True:
+                while len(in_flight) < 2 * workers:
+                    item = next(pending, None)
+                    if item is None:
+                        break
+                    in_flight.add(pool.submit(_process, item))
+                if not in_flight:
+                    return
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    on_result(future.result())
+        except KeyboardInterrupt:
+            for future in in_flight:
+                try:
+                    on_result(future.result())
+                except Exception:  # the pool itself broke: nothing more to save
+                    pass
+            raise
