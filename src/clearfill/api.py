@@ -23,7 +23,7 @@ def build_pipeline(config: PipelineConfig, *, device: str = "auto") -> Pipeline:
         MaskPrepStage(config.mask),
         RemoveStage(config.remove, device=device),
         CropStage(config.crop),
-        ResizeStage(config.resize),
+        ResizeStage(config.resize, device=device),
         RefineStage(config.refine, device=device),
         StitchStage(config.stitch),
     ])

@@ -15,8 +15,9 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from ..errors import ChecksumError, ModelNotAvailableError
 from .registry import ModelEntry, entry as registry_entry
@@ -124,32 +125,6 @@ def verify(model: ModelEntry, path: Path | None = None) -> str:
 # ----------------------------------------------------------------------------- downloading
 
 
-@dataclass
-class _Progress:
-    """A progress bar on stderr: tqdm when installed, otherwise nothing."""
-
-    total: int | None
-    done: int
-    label: str
-
-    def __post_init__(self):
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            self._bar = None
-        else:
-            self._bar = tqdm(total=self.total, initial=self.done, unit="B", unit_scale=True, desc=self.label,
-                             file=sys.stderr, disable=not sys.stderr.isatty())
-
-    def update(self, count: int) -> None:
-        if self._bar is not None:
-            self._bar.update(count)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def _fetch(url: str, part: Path, label: str) -> None:
     """Append ``url``'s bytes to ``part``, resuming from its current size."""
     start = part.stat().st_size if part.exists() else 0
@@ -160,14 +135,12 @@ def _fetch(url: str, part: Path, label: str) -> None:
         resumed = start and response.status == 206
         length = response.headers.get("Content-Length")
         total = (int(length) + (start if resumed else 0)) if length else None
-        progress = _Progress(total, start if resumed else 0, label)
-        try:
-            with open(part, "ab" if resumed else "wb") as handle:
-                for block in iter(lambda: response.read(_CHUNK), b""):
-                    handle.write(block)
-                    progress.update(len(block))
-        finally:
-            progress.close()
+        with tqdm(total=total, initial=start if resumed else 0, unit="B", unit_scale=True, desc=label,
+                  file=sys.stderr, disable=not sys.stderr.isatty()) as progress, \
+                open(part, "ab" if resumed else "wb") as handle:
+            for block in iter(lambda: response.read(_CHUNK), b""):
+                handle.write(block)
+                progress.update(len(block))
 
 
 def download(name: str, *, force: bool = False) -> Path:

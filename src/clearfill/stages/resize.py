@@ -1,4 +1,9 @@
-"""Resize the crop to the refiner's working size (about one megapixel)."""
+"""Upscale and resize the crop to the refiner's working size (about one megapixel).
+
+With an SR model configured, a crop smaller than the working size first goes
+through it (tiled), then Lanczos takes it to the exact size; without one (or when
+the model is unavailable and the preset allows falling back) Lanczos does it all.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,11 @@ class ResizeConfig:
     target_pixels: int = 1024 * 1024  # about one megapixel, as ComfyUI counts it
     multiple: int = 64  # sides are multiples of this (FLUX needs 16 at least)
     method: str = "lanczos"
+    upscaler: str | None = None  # SR model (registry name or file) run before the resize
+    upscaler_on_cpu: bool = False  # SR on a CPU takes about a minute per 512 px crop: off unless asked
+    upscaler_fallback: bool = True  # if the model cannot be loaded: Lanczos (True) or an error (False)
+    tile: int = 512  # SR tile size (input pixels)
+    tile_overlap: int = 32
 
     def __post_init__(self) -> None:
         if self.target_pixels < self.multiple ** 2:
@@ -24,6 +34,10 @@ class ResizeConfig:
             raise ValueError(f"resize.multiple must be >= 1, got {self.multiple}")
         if self.method not in imaging.RESAMPLERS:
             raise ValueError(f"resize.method must be one of {sorted(imaging.RESAMPLERS)}, got {self.method!r}")
+        if self.multiple % 16:
+            raise ValueError(f"resize.multiple must be a multiple of 16 (FLUX's floor), got {self.multiple}")
+        if not 0 <= self.tile_overlap < self.tile:
+            raise ValueError("resize.tile_overlap must be >= 0 and smaller than resize.tile")
 
 
 def working_size(size: tuple[int, int], target_pixels: int, multiple: int) -> tuple[int, int]:
@@ -40,14 +54,42 @@ def working_size(size: tuple[int, int], target_pixels: int, multiple: int) -> tu
 class ResizeStage(Stage):
     name = "resize"
 
-    def __init__(self, config: ResizeConfig):
+    def __init__(self, config: ResizeConfig, device: str = "auto"):
         self.config = config
+        self.upscaler, self.upscaler_note = self._load_upscaler(device)
+
+    def _load_upscaler(self, device: str):
+        """(the loaded SR model or None, why it is not used)."""
+        cfg = self.config
+        if cfg.upscaler is None:
+            return None, ""
+        from ..errors import ClearfillError
+        from ..models.device import resolve_device
+
+        try:
+            if resolve_device(device) == "cpu" and not cfg.upscaler_on_cpu:
+                return None, f"SR model {cfg.upscaler} not used on the CPU (slow; set resize.upscaler_on_cpu=true)"
+            from ..models.upscaler import Upscaler
+
+            return Upscaler(cfg.upscaler, device=device, tile=cfg.tile, overlap=cfg.tile_overlap), ""
+        except (ClearfillError, ImportError) as exc:
+            if not cfg.upscaler_fallback:
+                raise
+            return None, f"SR model {cfg.upscaler} unavailable, fell back to {cfg.method}: {exc}"
 
     def run(self, state: State) -> None:
         size = working_size(state.crop.size, self.config.target_pixels, self.config.multiple)
-        state.working = imaging.resize(state.crop.image, size, self.config.method)
+        source, how = state.crop.image, self.config.method
+        if self.upscaler is not None and state.crop.size[0] * state.crop.size[1] < size[0] * size[1]:
+            source = self.upscaler(source)
+            how = f"{self.upscaler.label} x{self.upscaler.scale}, then {self.config.method}"
+        elif self.upscaler is not None:
+            how += f" (crop already at the working size: {self.upscaler.label} skipped)"
+        elif self.upscaler_note:
+            how += f"; {self.upscaler_note}"
+        state.working = imaging.resize(source, size, self.config.method)
         state.working_mask = imaging.resize(state.crop.refine_mask, size, "bilinear")
-        state.notes[self.name] = f"{state.crop.size[0]}x{state.crop.size[1]} -> {size[0]}x{size[1]} ({self.config.method})"
+        state.notes[self.name] = f"{state.crop.size[0]}x{state.crop.size[1]} -> {size[0]}x{size[1]} ({how})"
 
     def picture(self, state: State) -> np.ndarray:
         return state.working
