@@ -40,6 +40,8 @@ class Result:
     config: PipelineConfig
     hole: np.ndarray  # bool H x W: the prepared hole (empty when the mask marked nothing)
     stage_pictures: dict[str, np.ndarray] = field(default_factory=dict)  # stage name -> float RGB
+    guard: list = field(default_factory=list)  # refinement candidates' guard scores (clearfill.guard)
+    guard_choice: int | None = None  # the seed of the refinement kept
 
     @property
     def image(self) -> Image.Image:
@@ -122,4 +124,6 @@ def remove(
         config=config,
         hole=state.hole if state.hole is not None else np.zeros(mask_values.shape, dtype=bool),
         stage_pictures=run.pictures,
+        guard=state.guard,
+        guard_choice=state.guard_choice,
     )

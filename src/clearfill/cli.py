@@ -39,6 +39,11 @@ def _add_remove(commands) -> None:
     p.add_argument("--preset", default="reference", choices=sorted(PRESETS), help="parameter set (default: reference)")
     p.add_argument("--remover", help="auto (default), lama, mat, exemplar, ns, telea, or a path to an inpainting "
                                      "model file (run by the lama remover)")
+    p.add_argument("--upscaler", help="SR model (registry name or file) before the refiner; an error if unusable")
+    p.add_argument("--refiner", help="refiner: registry name, Hugging Face repo id, diffusers folder or FLUX Fill "
+                                     ".safetensors; runs even on a CPU (slowly), an error if unusable")
+    p.add_argument("--candidates", type=int, help="refine N times (seeds seed..seed+N-1), keep the one the guard "
+                                                  "finds closest to the removed fill")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="STAGE.PARAM=VALUE",
                    help="override one parameter, e.g. --set crop.padding=32 (repeatable)")
     p.add_argument("--save-stages", type=Path, metavar="DIR", help="write each stage's picture and a contact sheet")
@@ -70,6 +75,13 @@ def _run_remove(args) -> int:
         overrides.update({"remove.method": "lama", "remove.model": args.remover})
     elif args.remover:
         overrides["remove.method"] = args.remover
+    if args.upscaler:  # named by the user: use it even on a CPU, and fail rather than fall back
+        overrides.update({"resize.upscaler": args.upscaler, "resize.upscaler_on_cpu": True,
+                          "resize.upscaler_fallback": False})
+    if args.refiner:
+        overrides.update({"refine.model": args.refiner, "refine.on_cpu": True, "refine.fallback": False})
+    if args.candidates:
+        overrides["refine.candidates"] = args.candidates
     result = remove(
         args.image, args.mask, args.preset, seed=args.seed, device=args.device,
         keep_stages=args.save_stages is not None, resize_mask=args.resize_mask,
@@ -83,6 +95,10 @@ def _run_remove(args) -> int:
     if args.verbose:
         for line in result.summary():
             print(line, file=sys.stderr)
+        for score in result.guard:
+            chosen = " (kept)" if score.seed == result.guard_choice else ""
+            print(f"guard seed {score.seed}: total {score.total:.4f} = structure {score.structure:.4f} + colour "
+                  f"{score.colour:.4f} + seam {score.seam:.4f}{chosen}", file=sys.stderr)
     notes = {record.name: record.note for record in result.stages}
     print(f"wrote {args.output}: removed with {notes.get('remove', '-')}"
           + (f"; refine skipped: {result.skipped['refine']}" if "refine" in result.skipped else ""),

@@ -66,6 +66,8 @@ class State:
     working: np.ndarray | None = None  # the crop at the refiner's working size
     working_mask: np.ndarray | None = None
     refined: np.ndarray | None = None  # the refiner's output at working size
+    guard: list = field(default_factory=list)  # guard scores of the refinement candidates
+    guard_choice: int | None = None  # seed of the candidate kept
     output: np.ndarray | None = None  # the final image
     notes: dict[str, str] = field(default_factory=dict)  # stage name -> what it did, in words
 

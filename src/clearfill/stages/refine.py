@@ -1,29 +1,36 @@
-"""Refine: polish the working crop with a generative inpainting model.
-
-The model stage (FLUX.1 Fill via diffusers) is not part of this build yet; until
-it is, the stage reports itself as skipped and the stitch uses the removed crop.
-"""
+"""Refine: polish the working crop with a generative inpainting model (FLUX.1 Fill
+by default), at strength 0.8 so it refines the remover's fill instead of
+replacing it, and with the object-reappearance guard (``clearfill.guard``)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
+from .. import guard
 from ..pipeline import Stage, StageSkipped, State
 
 
 @dataclass(frozen=True)
 class RefineConfig:
-    model: str | None = None  # a registry name, local folder or file; None: no refinement
+    model: str | None = None  # registry name, HF repo id, diffusers folder or FLUX Fill .safetensors; None: off
     strength: float = 0.8  # 1.0 regenerates from noise; 0.8 polishes the removed fill
     steps: int = 20
     guidance: float = 30.0
     prompt: str = ""
+    negative_prompt: str = ""  # for SD/SDXL pipelines (FLUX Fill runs without one)
+    candidates: int = 1  # > 1: generate this many (seeds seed, seed+1, ...) and keep the closest to the fill
+    warn_above: float = 0.25  # guard score above which a single refinement is reported as suspicious
+    on_cpu: bool = False  # a FLUX-size model on a CPU takes hours: off unless asked
+    fallback: bool = True  # model unavailable: skip the stage (True) or fail (False)
+    offload: str = "none"  # none, model (enable_model_cpu_offload) or sequential, for small GPUs
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"refine.strength must be in (0, 1], got {self.strength}")
-        if self.steps < 1:
-            raise ValueError(f"refine.steps must be >= 1, got {self.steps}")
+        if self.steps < 1 or self.candidates < 1:
+            raise ValueError("refine.steps and refine.candidates must be >= 1")
 
 
 class RefineStage(Stage):
@@ -31,8 +38,53 @@ class RefineStage(Stage):
 
     def __init__(self, config: RefineConfig, device: str = "auto"):
         self.config = config
+        self.refiner, self.unavailable = self._load(device)
+
+    def _load(self, device: str):
+        cfg = self.config
+        if cfg.model is None:
+            return None, "no refiner configured (refine.model is none)"
+        from ..errors import ClearfillError
+
+        try:
+            from ..models.device import resolve_device
+
+            if resolve_device(device) == "cpu":
+                if not cfg.on_cpu:
+                    return None, f"refiner {cfg.model} not run on the CPU (set refine.on_cpu=true to wait for it)"
+                print(f"clearfill: warning: running refiner {cfg.model} on the CPU: this is slow", file=sys.stderr)
+            from ..models.refiner import Refiner
+
+            return Refiner(cfg.model, device=device, precision=cfg.precision, offload=cfg.offload), ""
+        except ImportError:
+            if not cfg.fallback:
+                raise
+            return None, "diffusers is not installed (pip install 'clearfill[models]')"
+        except ClearfillError as exc:
+            if not cfg.fallback:
+                raise
+            return None, f"refiner unavailable: {exc}"
 
     def run(self, state: State) -> None:
-        if self.config.model is None:
-            raise StageSkipped("no refiner configured (refine.model is none)")
-        raise StageSkipped(f"refiner {self.config.model!r} is not available in this build; stitching the removed fill")
+        if self.refiner is None:
+            raise StageSkipped(self.unavailable)
+        cfg = self.config
+        scored = []
+        for k in range(cfg.candidates):
+            seed = state.seed + k
+            candidate = self.refiner(state.working, state.working_mask, seed=seed, strength=cfg.strength,
+                                     steps=cfg.steps, guidance=cfg.guidance, prompt=cfg.prompt,
+                                     negative_prompt=cfg.negative_prompt)
+            scored.append((guard.score(candidate, state.working, state.working_mask, seed), candidate))
+        best, state.refined = min(scored, key=lambda pair: pair[0].total)
+        state.guard = [score for score, _ in scored]
+        state.guard_choice = best.seed
+        note = f"{self.refiner.label}, strength {cfg.strength}, {cfg.steps} steps, seed {best.seed}"
+        if cfg.candidates > 1:
+            note += f", best of {cfg.candidates} (guard {best.total:.3f})"
+        elif best.total > cfg.warn_above:
+            note += f"; warning: departs from the removed fill (guard {best.total:.3f} > {cfg.warn_above})"
+        state.notes[self.name] = note
+
+    def picture(self, state: State):
+        return state.refined
