@@ -42,6 +42,7 @@ def load_pipeline(model: str, *, dtype, token: str | None = None):
     """A diffusers inpainting pipeline, on the CPU, in ``dtype``."""
     import diffusers
 
+    diffusers.utils.logging.disable_progress_bar()
     source, local = _source_of(model)
     offline = store.offline() or local
     kwargs = dict(torch_dtype=dtype, local_files_only=offline, token=token or os.environ.get("HF_TOKEN"))

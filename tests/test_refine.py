@@ -1,0 +1,156 @@
+"""The generative half offline: a tiny FLUX.1 Fill pipeline at random weights, saved
+with save_pretrained and loaded back through clearfill's loader; the whole reference
+pipeline (random LaMa -> crop -> random SR -> refine -> stitch); and the guard."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+import clearfill  # noqa: E402
+from clearfill import guard  # noqa: E402
+from clearfill.cli import main as cli_main  # noqa: E402
+from clearfill.errors import ModelNotAvailableError  # noqa: E402
+from clearfill.models.refiner import Refiner  # noqa: E402
+from conftest import requires_shared  # noqa: E402
+from helpers import SEED, disk_mask, photo_like  # noqa: E402
+from tiny_flux import build_tiny_flux_fill  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_flux(tmp_path_factory):
+    return build_tiny_flux_fill(tmp_path_factory.mktemp("flux") / "tiny-flux-fill")
+
+
+@pytest.fixture(scope="module")
+def small_models(tmp_path_factory):
+    """Random big-lama (the real architecture) and a small Real-ESRGAN Compact 2x."""
+    from safetensors.torch import save_file
+    from spandrel.architectures.Compact import Compact
+    from spandrel.architectures.LaMa import LaMa
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    for name, model in {"lama": LaMa(in_nc=4, out_nc=3), "sr": Compact(num_feat=8, num_conv=2, upscale=2)}.items():
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / f"{name}.safetensors"))
+    return folder / "lama.safetensors", folder / "sr.safetensors"
+
+
+def count_transformer_calls(refiner):
+    calls = []
+    refiner.pipeline.transformer.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+def test_strength_runs_that_share_of_the_steps_and_is_deterministic(tiny_flux):
+    refiner = Refiner(str(tiny_flux), device="cpu")
+    calls = count_transformer_calls(refiner)
+    rng = np.random.default_rng(0)
+    image = rng.random((64, 96, 3), dtype=np.float32)
+    mask = np.zeros((64, 96), np.float32)
+    mask[16:48, 24:72] = 1
+    first = refiner(image, mask, seed=7, strength=0.8, steps=10)
+    assert len(calls) == int(10 * 0.8)
+    calls.clear()
+    assert np.array_equal(refiner(image, mask, seed=7, strength=0.8, steps=10), first)
+    assert not np.array_equal(refiner(image, mask, seed=8, strength=0.8, steps=10), first)
+    calls.clear()
+    assert refiner(image, mask, seed=7, strength=0.5, steps=10).shape == image.shape
+    assert len(calls) == 5
+    assert refiner.pipeline.text_encoder is None and refiner.pipeline.text_encoder_2 is None  # embeddings cached
+
+
+@requires_shared(SEED)
+def test_the_whole_reference_workflow_on_the_seed_example(tiny_flux, small_models, tmp_path, capsys):
+    lama, sr = small_models
+    # A tiny transformer still attends over every latent token: 0.1 MP keeps it seconds on a CPU.
+    settings = ["--preset", "reference", "--remover", str(lama), "--upscaler", str(sr), "--refiner", str(tiny_flux),
+                "--set", "refine.steps=5", "--set", "resize.target_pixels=100000", "--set", "resize.multiple=32"]
+    out = tmp_path / "out.png"
+    code = cli_main(["remove", str(SEED / "original.png"), "--mask", str(SEED / "mask.png"), "-o", str(out),
+                     "--save-stages", str(tmp_path / "stages"), "-v", *settings])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "sr.safetensors skipped" in err  # the 640x512 crop is already above this working size
+    assert "strength 0.8, 5 steps" in err
+    result = clearfill.remove(SEED / "original.png", SEED / "mask.png", "reference", keep_stages=True, **{
+        "remove.method": "lama", "remove.model": str(lama), "resize.upscaler": str(sr),
+        "resize.upscaler_on_cpu": True, "refine.model": str(tiny_flux), "refine.on_cpu": True,
+        "refine.steps": 5, "resize.target_pixels": 100000, "resize.multiple": 32})
+    assert result.ran("refine")
+    working = result.stage_pictures["refine"]
+    assert working.shape[0] % 16 == 0 and working.shape[1] % 16 == 0
+    original = np.asarray(Image.open(SEED / "original.png").convert("RGB"))
+    output = np.asarray(result.image)
+    written = np.asarray(Image.open(out).convert("RGB"))
+    assert np.array_equal(written, output)  # the CLI and the library agree: deterministic for the seed
+    # The refined crop is blended in over the seam (4 + 32 px with the reference crop); beyond it, nothing moves.
+    from clearfill.imaging import grow
+
+    untouched = ~grow(result.hole, result.config.crop.seam_reach + 1)
+    assert np.array_equal(output[untouched], original[untouched])
+    assert np.any(output != original, axis=2)[result.hole].mean() > 0.5
+
+
+def test_small_crops_go_through_the_sr_model_before_the_refiner(tiny_flux, small_models):
+    _, sr = small_models
+    rng = np.random.default_rng(4)
+    result = clearfill.remove(photo_like(rng, 96, 128), disk_mask(96, 128, 64, 48, 16), "fast", keep_stages=True, **{
+        "resize.upscaler": str(sr), "resize.upscaler_on_cpu": True, "resize.target_pixels": 256 * 256,
+        "refine.model": str(tiny_flux), "refine.on_cpu": True, "refine.steps": 2})
+    assert "sr.safetensors x2, then lanczos" in next(r.note for r in result.stages if r.name == "resize")
+    refined = result.stage_pictures["refine"]
+    assert refined.shape[0] % 16 == 0 and refined.shape[1] % 16 == 0 and result.ran("refine")
+
+
+def test_candidates_and_the_guard_in_the_pipeline(tiny_flux):
+    rng = np.random.default_rng(1)
+    image = photo_like(rng, 96, 128)
+    mask = disk_mask(96, 128, 64, 48, 16)
+    result = clearfill.remove(image, mask, "fast", seed=11, **{
+        "refine.model": str(tiny_flux), "refine.on_cpu": True, "refine.steps": 2, "refine.candidates": 3,
+        "resize.target_pixels": 256 * 256})
+    seeds = [score.seed for score in result.guard]
+    assert seeds == [11, 12, 13]
+    best = min(result.guard, key=lambda s: s.total)
+    assert result.guard_choice == best.seed and "best of 3" in result.stages[4].note
+
+
+def test_guard_prefers_polish_to_a_new_object_or_a_colour_shift():
+    rng = np.random.default_rng(2)
+    removed = np.clip(photo_like(rng, 128, 128).astype(np.float32) / 255, 0, 1)
+    mask = (disk_mask(128, 128, 64, 64, 40) > 0).astype(np.float32)
+    polished = np.clip(removed + rng.normal(0, 0.02, removed.shape).astype(np.float32), 0, 1)
+    new_object = removed.copy()
+    new_object[(disk_mask(128, 128, 64, 64, 18) > 0)] = (0.95, 0.9, 0.2)  # a "CAKE" in the hole
+    shifted = np.clip(removed * np.array([1.3, 0.8, 0.8], np.float32), 0, 1)
+    scores = {name: guard.score(candidate, removed, mask, seed)
+              for seed, (name, candidate) in enumerate({"polished": polished, "object": new_object,
+                                                        "shifted": shifted}.items())}
+    assert min(scores, key=lambda name: scores[name].total) == "polished"
+    assert scores["object"].structure > 5 * scores["polished"].structure
+    assert scores["shifted"].colour > 5 * scores["polished"].colour
+    assert scores["object"].total > 0.25 > scores["polished"].total  # over the default warning threshold
+
+
+def test_refiner_sources_that_cannot_be_loaded_offline(tmp_path):
+    with pytest.raises(ModelNotAvailableError, match="offline mode is on"):
+        Refiner("black-forest-labs/FLUX.1-Fill-dev", device="cpu")
+    with pytest.raises(ModelNotAvailableError, match="refiner model not found"):
+        Refiner(str(tmp_path / "missing.safetensors"), device="cpu")
+
+
+def test_missing_refiner_weights_skip_in_presets_and_fail_when_named(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    image, mask = photo_like(rng, 64, 64), disk_mask(64, 64, 32, 32, 8)
+    on_cpu = clearfill.remove(image, mask, "reference", **{"remove.method": "telea"})
+    assert "not run on the CPU" in on_cpu.skipped["refine"]
+    offline = clearfill.remove(image, mask, "reference", **{"remove.method": "telea", "refine.on_cpu": True})
+    assert "refiner unavailable" in offline.skipped["refine"] and "offline" in offline.skipped["refine"]
+    Image.fromarray(image).save(tmp_path / "i.png")
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    code = cli_main(["remove", str(tmp_path / "i.png"), "--mask", str(tmp_path / "m.png"), "-o",
+                     str(tmp_path / "o.png"), "--refiner", "flux1-fill-dev", "--remover", "telea"])
+    assert code == 2 and "cannot load refiner flux1-fill-dev" in capsys.readouterr().err
