@@ -146,9 +146,9 @@ def test_missing_refiner_weights_skip_in_presets_and_fail_when_named(tmp_path, c
     rng = np.random.default_rng(3)
     image, mask = photo_like(rng, 64, 64), disk_mask(64, 64, 32, 32, 8)
     on_cpu = clearfill.remove(image, mask, "reference", **{"remove.method": "telea"})
-    assert "not run on the CPU" in on_cpu.skipped["refine"]
+    assert "not used on the CPU" in on_cpu.skipped["refine"]
     offline = clearfill.remove(image, mask, "reference", **{"remove.method": "telea", "refine.on_cpu": True})
-    assert "refiner unavailable" in offline.skipped["refine"] and "offline" in offline.skipped["refine"]
+    assert "unavailable" in offline.skipped["refine"] and "offline mode is on" in offline.skipped["refine"]
     Image.fromarray(image).save(tmp_path / "i.png")
     Image.fromarray(mask).save(tmp_path / "m.png")
     code = cli_main(["remove", str(tmp_path / "i.png"), "--mask", str(tmp_path / "m.png"), "-o",

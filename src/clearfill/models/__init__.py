@@ -7,14 +7,19 @@ missing unless offline.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from ..errors import InvalidInputError, ModelNotAvailableError
 from . import store
 from .registry import REGISTRY, ModelEntry, entry
 
-__all__ = ["REGISTRY", "ModelEntry", "ModelFile", "entry", "locate", "usable_without_download", "store"]
+__all__ = ["REGISTRY", "ModelEntry", "ModelFile", "entry", "load_optional", "locate", "usable_without_download",
+           "store"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,30 @@ def usable_without_download(name: str) -> tuple[bool, str]:
     if store.offline():
         return False, f"{name} weights not downloaded and offline mode is on"
     return False, f"{name} weights not downloaded"
+
+
+def load_optional(load: Callable[[], T], *, what: str, setting: str, device: str, allow_cpu: bool,
+                  fallback: bool, warn_on_cpu: bool = False) -> tuple[T | None, str]:
+    """Load an optional model stage's model: (the model, "") or (None, why not).
+
+    On a CPU the model is skipped unless ``allow_cpu`` (``setting`` names the switch);
+    a model that cannot be loaded is skipped when ``fallback`` and an error otherwise
+    (a user who names a model wants it, not a silent substitute)."""
+    from ..errors import ClearfillError
+    from .device import resolve_device
+
+    try:
+        if resolve_device(device) == "cpu":
+            if not allow_cpu:
+                return None, f"{what} not used on the CPU (slow; set {setting}=true)"
+            if warn_on_cpu:
+                print(f"clearfill: warning: running {what} on the CPU: this is slow", file=sys.stderr)
+        return load(), ""
+    except ImportError as exc:
+        if not fallback:
+            raise
+        return None, f"{what} needs packages that are missing ({exc.name}; pip install 'clearfill[models]')"
+    except ClearfillError as exc:
+        if not fallback:
+            raise
+        return None, f"{what} unavailable: {exc}"

@@ -4,7 +4,6 @@ replacing it, and with the object-reappearance guard (``clearfill.guard``)."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 from .. import guard
@@ -44,26 +43,15 @@ class RefineStage(Stage):
         cfg = self.config
         if cfg.model is None:
             return None, "no refiner configured (refine.model is none)"
-        from ..errors import ClearfillError
+        from ..models import load_optional
 
-        try:
-            from ..models.device import resolve_device
-
-            if resolve_device(device) == "cpu":
-                if not cfg.on_cpu:
-                    return None, f"refiner {cfg.model} not run on the CPU (set refine.on_cpu=true to wait for it)"
-                print(f"clearfill: warning: running refiner {cfg.model} on the CPU: this is slow", file=sys.stderr)
+        def load():
             from ..models.refiner import Refiner
 
-            return Refiner(cfg.model, device=device, precision=cfg.precision, offload=cfg.offload), ""
-        except ImportError:
-            if not cfg.fallback:
-                raise
-            return None, "diffusers is not installed (pip install 'clearfill[models]')"
-        except ClearfillError as exc:
-            if not cfg.fallback:
-                raise
-            return None, f"refiner unavailable: {exc}"
+            return Refiner(cfg.model, device=device, precision=cfg.precision, offload=cfg.offload)
+
+        return load_optional(load, what=f"refiner {cfg.model}", setting="refine.on_cpu", device=device,
+                             allow_cpu=cfg.on_cpu, fallback=cfg.fallback, warn_on_cpu=True)
 
     def run(self, state: State) -> None:
         if self.refiner is None:

@@ -63,19 +63,16 @@ class ResizeStage(Stage):
         cfg = self.config
         if cfg.upscaler is None:
             return None, ""
-        from ..errors import ClearfillError
-        from ..models.device import resolve_device
+        from ..models import load_optional
 
-        try:
-            if resolve_device(device) == "cpu" and not cfg.upscaler_on_cpu:
-                return None, f"SR model {cfg.upscaler} not used on the CPU (slow; set resize.upscaler_on_cpu=true)"
+        def load():
             from ..models.upscaler import Upscaler
 
-            return Upscaler(cfg.upscaler, device=device, tile=cfg.tile, overlap=cfg.tile_overlap), ""
-        except (ClearfillError, ImportError) as exc:
-            if not cfg.upscaler_fallback:
-                raise
-            return None, f"SR model {cfg.upscaler} unavailable, fell back to {cfg.method}: {exc}"
+            return Upscaler(cfg.upscaler, device=device, tile=cfg.tile, overlap=cfg.tile_overlap)
+
+        upscaler, why = load_optional(load, what=f"SR model {cfg.upscaler}", setting="resize.upscaler_on_cpu",
+                                      device=device, allow_cpu=cfg.upscaler_on_cpu, fallback=cfg.upscaler_fallback)
+        return upscaler, (f"{why}; fell back to {cfg.method}" if why else "")
 
     def run(self, state: State) -> None:
         size = working_size(state.crop.size, self.config.target_pixels, self.config.multiple)
