@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def build_tiny_flux_fill(folder: Path, seed: int = 0) -> Path:
+def build_tiny_flux_fill(folder: Path, seed: int = 0, vae_levels: int = 2) -> Path:
+    """Save a tiny FLUX.1 Fill pipeline in ``folder``. ``vae_levels`` = 4 gives FLUX's
+    real 8x latent scale (fewer tokens at a given image size)."""
     import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
@@ -15,15 +17,16 @@ def build_tiny_flux_fill(folder: Path, seed: int = 0) -> Path:
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     torch.manual_seed(seed)
-    latent_channels, scale = 4, 2  # a VAE with two levels halves the size once
+    latent_channels, scale = 4, 2 ** (vae_levels - 1)  # each VAE level after the first halves the size
     transformer = FluxTransformer2DModel(
         patch_size=1, in_channels=4 * latent_channels + 4 * latent_channels + 4 * scale * scale,
         out_channels=4 * latent_channels, num_layers=1, num_single_layers=1, attention_head_dim=16,
         num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
         axes_dims_rope=(4, 4, 8)).eval()
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * vae_levels,
+        up_block_types=("UpDecoderBlock2D",) * vae_levels, block_out_channels=(8, 16, 16, 16)[:vae_levels],
+        layers_per_block=1,
         latent_channels=latent_channels, norm_num_groups=4, sample_size=32, shift_factor=0.0609,
         scaling_factor=1.5035, use_quant_conv=False, use_post_quant_conv=False).eval()
     clip = CLIPTextModel(CLIPTextConfig(vocab_size=64, hidden_size=32, intermediate_size=37, num_attention_heads=4,

@@ -11,6 +11,8 @@ working size, inside the refine mask):
 - colour: shift of the per-channel mean and spread;
 - seam: gradient mismatch with the removed image across the mask's border.
 
+Scores are computed at half the working size (where that is at least 64 px).
+
 Lower is better; the total is structure + colour + seam (all in [0, 1] units).
 """
 
@@ -41,7 +43,15 @@ def _edges(image: np.ndarray) -> np.ndarray:
     return np.hypot(cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)) / 8
 
 
+def _half(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(image, (max(1, image.shape[1] // 2), max(1, image.shape[0] // 2)), interpolation=cv2.INTER_AREA)
+
+
 def score(candidate: np.ndarray, removed: np.ndarray, mask: np.ndarray, seed: int) -> GuardScore:
+    """Scored at half resolution: the departures that matter are low-frequency, and the
+    guard then costs a few percent of even a tiny refiner's time."""
+    if min(mask.shape) >= 64:
+        candidate, removed, mask = _half(candidate), _half(removed), _half(mask.astype(np.float32))
     inside = mask > 0.5
     if not inside.any():
         return GuardScore(seed, 0.0, 0.0, 0.0)
@@ -50,6 +60,6 @@ def score(candidate: np.ndarray, removed: np.ndarray, mask: np.ndarray, seed: in
     structure = float(np.abs(low_c - low_r)[inside].mean() + np.abs(_edges(low_c) - _edges(low_r))[inside].mean())
     colour = float(np.abs(candidate[inside].mean(0) - removed[inside].mean(0)).mean()
                    + np.abs(candidate[inside].std(0) - removed[inside].std(0)).mean())
-    ring = ~inside & (imaging.distance_outside(inside) <= 3) | (inside & (imaging.distance_outside(~inside) <= 3))
+    ring = ~inside & (imaging.distance_outside(inside) <= 2) | (inside & (imaging.distance_outside(~inside) <= 2))
     seam = float(np.abs(_edges(candidate) - _edges(removed))[ring].mean()) if ring.any() else 0.0
     return GuardScore(seed, structure, colour, seam)
