@@ -166,6 +166,31 @@ def _run_batch(args) -> int:
     return EXIT_OK if summary.all_ok else EXIT_SOME_FAILED
 
 
+def _add_serve(commands) -> None:
+    p = commands.add_parser("serve", help="run the HTTP API (OpenAPI docs at /docs)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--preset", default="offline", choices=sorted(PRESETS), help="default preset of requests")
+    p.add_argument("--max-pixels", type=int, default=40_000_000)
+    p.add_argument("--max-upload-mb", type=float, default=50.0)
+    p.add_argument("--queue-size", type=int, default=8, help="removals that may wait for the device; more get 503")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from .server import ServerSettings, create_app
+    except ImportError:
+        raise InvalidInputError("the server needs its extra: pip install 'clearfill[server]'") from None
+    settings = ServerSettings(preset=args.preset, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
+                              queue_size=args.queue_size, device=args.device)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+
+
 def _add_models(commands) -> None:
     p = commands.add_parser("models", help="list, download and verify model weights")
     verbs = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
@@ -225,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_remove(commands)
     _add_batch(commands)
+    _add_serve(commands)
     _add_models(commands)
     return parser
 
