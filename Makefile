@@ -26,7 +26,14 @@ demo: $(VENV)/.installed-base
 	    -o out/coffee-clean.png --preset offline --save-stages out/coffee-stages -v
 	@echo "result: out/coffee-clean.png   stage sheet: out/coffee-stages/sheet.png"
 
-test: $(VENV)/.installed-dev
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+# The editor's browser test drives Debian's Chromium (Playwright's own browser download
+# does not work offline).
+/usr/bin/chromium:
+	$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver
+
+test: $(VENV)/.installed-dev /usr/bin/chromium
 	$(BIN)/python -m pytest
 
 clean:

@@ -15,11 +15,13 @@ import io as stdio
 import json
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from .. import __version__, io
 from ..api import build_pipeline, remove, resolve_config
@@ -117,6 +119,13 @@ def create_app(settings: ServerSettings = ServerSettings()) -> FastAPI:
     async def api_error(request: Request, exc: ApiError):
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
+    static = Path(__file__).with_name("static")
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def editor():
+        return FileResponse(static / "index.html")
+
     @app.get("/healthz")
     async def healthz():
         return {"status": "ok", "version": __version__}
@@ -179,16 +188,22 @@ def _respond(result, stages: bool):
         "X-Clearfill-Skipped": json.dumps(result.skipped),
         "X-Clearfill-Timings": json.dumps({k: round(v, 4) for k, v in result.timings.items()}),
     }
+    fmt, data = _encoded(result)
     if stages:
         return JSONResponse({
             "seed": result.seed,
             "stages": [{"name": r.name, "ran": r.ran, "seconds": r.seconds, "note": r.note} for r in result.stages],
             "pictures": {name: _data_url(p) for name, p in result.stage_pictures.items()},
             "image": _data_url(result.pixels),
+            "output": f"data:{_MEDIA[fmt]};base64," + base64.b64encode(data).decode(),  # the input's format and size
         }, headers=headers)
+    return Response(data, media_type=_MEDIA[fmt], headers=headers)
+
+
+def _encoded(result) -> tuple[str, bytes]:
+    """The output in the input's format (PNG when the input's cannot hold it, e.g. alpha in JPEG)."""
     fmt = result.source.format if result.source.format in _MEDIA else "PNG"
     try:
-        data = io.encode_image(result.pixels, result.source, fmt)
-    except InvalidInputError:  # e.g. alpha that the input's format cannot hold: PNG keeps everything
-        fmt, data = "PNG", io.encode_image(result.pixels, result.source, "PNG")
-    return Response(data, media_type=_MEDIA[fmt], headers=headers)
+        return fmt, io.encode_image(result.pixels, result.source, fmt)
+    except InvalidInputError:
+        return "PNG", io.encode_image(result.pixels, result.source, "PNG")
