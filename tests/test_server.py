@@ -75,6 +75,8 @@ def test_stages_json_carries_each_stage_picture(client, picture):
     ("bad_preset", 422, "unknown preset"),
     ("bad_override", 422, "unknown parameter"),
     ("bad_option", 422, "unknown option"),
+    ("overrides_not_object", 422, "overrides must be an object"),
+    ("seed_not_int", 422, "seed must be an integer"),
 ])
 def test_errors_are_json_with_the_right_status(client, picture, case, status, fragment):
     image, mask, options = png(picture), png(disk_mask(H, W, 40, 30, 9)), None
@@ -99,6 +101,10 @@ def test_errors_are_json_with_the_right_status(client, picture, case, status, fr
         options = {"overrides": {"crop.width": 3}}
     elif case == "bad_option":
         options = {"colour": "red"}
+    elif case == "overrides_not_object":
+        options = {"overrides": ["crop.padding", 3]}
+    elif case == "seed_not_int":
+        options = {"seed": "three"}
     files = {"image": ("photo.png", image, image_type), "mask": ("mask.png", mask, "image/png")}
     data = {"options": options if isinstance(options, str) else json.dumps(options)} if options is not None else {}
     response = client.post("/v1/remove", files=files, data=data)

@@ -76,9 +76,9 @@ def _parse_options(text: str | None, default_preset: str) -> dict:
     unknown = set(options) - {"preset", "overrides", "seed", "candidates"}
     if unknown:
         raise ApiError(422, f"unknown option {sorted(unknown)[0]!r}; known: preset, overrides, seed, candidates")
-    overrides = dict(options.get("overrides") or {})
-    if not isinstance(options.get("overrides", {}), dict):
+    if not isinstance(options.get("overrides") or {}, dict):
         raise ApiError(422, "overrides must be an object of stage.param: value")
+    overrides = dict(options.get("overrides") or {})
     if options.get("candidates") is not None:
         overrides["refine.candidates"] = options["candidates"]
     seed = options.get("seed")
