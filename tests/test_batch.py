@@ -119,11 +119,12 @@ def test_a_killed_run_resumes_to_the_same_outputs_as_a_clean_run(tmp_path):
         assert (resumed / name).read_bytes() == (clean / name).read_bytes(), name
 
 
-def test_ctrl_c_stops_after_the_items_in_flight(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_after_the_items_in_flight(tmp_path, workers):
     images, masks = make_folder(tmp_path, 40, subfolders=False)
     out, report = tmp_path / "out", tmp_path / "r.jsonl"
     command = [sys.executable, "-m", "clearfill.cli", "batch", str(images), "--masks", str(masks), "-o", str(out),
-               "--workers", "2", "--report", str(report), *FAST]
+               "--workers", workers, "--report", str(report), *FAST]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.png"))) < 3:
