@@ -29,7 +29,6 @@ from PIL import Image
 
 import clearfill
 from clearfill import removers
-from clearfill.config import parse_assignment
 from clearfill.imaging import composite, quantize, to_float
 
 REPO = Path(__file__).resolve().parents[1]

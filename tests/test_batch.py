@@ -2,7 +2,6 @@
 Ray engine giving the same bytes as the local one."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
