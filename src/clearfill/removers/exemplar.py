@@ -33,11 +33,15 @@ class ExemplarConfig:
     min_margin: int = 48  # ... and by at least this many pixels
     coarsest_size: int = 40  # the pyramid stops before the short side falls under this
     refine_radius: int = 8  # search window (pixels) around inherited matches on finer levels
-    structure_sigma: float = 4.0  # scale (Gaussian sigma) that splits coarse structure from detail
+    structure_sigma: float = 8.0  # scale (Gaussian sigma) that splits coarse structure from detail
     structure_mix: float = 0.3  # share of the exemplar in the coarse structure (the rest: smooth fill)
-    detail_gain_max: float = 1.3  # the most the exemplar's detail is amplified to match the surroundings
-    border_taper: float = 6.0  # the exemplar's part fades in over this many pixels from the border
-    contrast_weight: float = 1.0  # penalty on local-contrast difference between matched patches
+    fine_sigma: float = 2.0  # the exemplar's detail finer than this scale is kept whole...
+    mid_detail: float = 0.3  # ... and this share of its detail between fine_sigma and structure_sigma
+    texture_sigma: float = 32.0  # scale over which the fill's texture strength is matched to its surroundings
+    gain_limit: float = 3.0  # the detail is amplified or attenuated by at most this factor
+    border_keep: int = 3  # hole pixels this close to the border (chessboard distance) keep the smooth fill
+    border_taper: float = 4.0  # ... and the exemplar's part fades in over this many pixels beyond them
+    contrast_weight: float = 2.0  # penalty on local-contrast difference between matched patches
     hole_weight: float = 0.7  # weight of (estimated) hole pixels in patch distances; known pixels weigh 1
     confidence_decay: float = 1.3  # vote weight falls as decay ** -(distance from the known border)
     seed: int = 0
@@ -49,6 +53,10 @@ class ExemplarConfig:
             raise ValueError("em_iterations and pm_iterations must be >= 1")
         if self.max_size < 4 * self.patch_size:
             raise ValueError(f"max_size must be at least 4 x patch_size, got {self.max_size}")
+        if self.gain_limit < 1:
+            raise ValueError(f"gain_limit must be >= 1, got {self.gain_limit}")
+        if self.border_keep < 0 or self.border_taper < 0:
+            raise ValueError("border_keep and border_taper must be >= 0")
 
 
 def source_region(hole: np.ndarray, config: ExemplarConfig) -> tuple[int, int, int, int]:
@@ -101,31 +109,36 @@ class ExemplarFill:
         return out
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        """Structure mostly from the smooth fill, detail from the exemplar synthesis.
+        """Structure mostly from the smooth fill, texture from the exemplar synthesis.
 
-        Diffusion is the most faithful guess of the hole's coarse content (and of
-        everything near its border) but has no texture; the exemplar synthesis has
-        real texture but drifts from the true coarse content. So the result is the
-        smooth fill's coarse layer (Gaussian of ``structure_sigma``), nudged by
-        ``structure_mix`` towards the exemplar's (two independent guesses average
-        to a better one), plus the exemplar's detail, scaled up (at most
-        ``detail_gain_max``) where it is weaker than the detail of the known ring
-        around the hole. All of it fades in over ``border_taper`` pixels from the
-        border, so the seam stays as continuous as diffusion makes it.
+        Diffusion is the most faithful guess of the hole's coarse content and of the
+        pixels at its border, but has no texture; the exemplar synthesis has real
+        texture but drifts from the true coarse content. So the result is built in
+        layers: the smooth fill's coarse layer (Gaussian of ``structure_sigma``)
+        nudged by ``structure_mix`` towards the exemplar's (two independent guesses
+        average to a better one); plus the exemplar's detail, finest scales whole and
+        middle scales in part (fine detail carries the most texture for the least
+        departure from the truth), scaled so that the texture is as strong as in
+        the known pixels around each part of the hole; all of it kept out of the
+        first ``border_keep`` pixels, where continuity with the known side matters
+        most and diffusion gives it.
         """
         cfg = self.config
-        smooth = smooth_fill(image, hole, radius=5)
+        smooth = smooth_fill(image, hole)
         textured = self.synthesize(image, hole)
         smooth_coarse, textured_coarse = lowpass(smooth, cfg.structure_sigma), lowpass(textured, cfg.structure_sigma)
-        textured_detail = textured - textured_coarse
-        gain = detail_gain(smooth - smooth_coarse, textured_detail, hole, cfg.detail_gain_max)
-        target = smooth_coarse + cfg.structure_mix * (textured_coarse - smooth_coarse) + gain * textured_detail
-        fade = np.ones(hole.shape, np.float32)
-        if cfg.border_taper > 0:
-            fade = np.clip(imaging.distance_outside(~hole) / cfg.border_taper, 0.0, 1.0)
-        out = smooth + fade[..., None] * (target - smooth)
-        out[~hole] = image[~hole]
-        return np.clip(out, 0.0, 1.0)
+        structure = smooth_coarse + cfg.structure_mix * (textured_coarse - smooth_coarse)
+        textured_mid = lowpass(textured, cfg.fine_sigma)
+        detail = (textured - textured_mid) + cfg.mid_detail * (textured_mid - textured_coarse)
+        fade = border_fade(hole, cfg.border_keep, cfg.border_taper)[..., None]
+
+        def compose(gain: np.ndarray) -> np.ndarray:
+            out = smooth + fade * (structure + gain[..., None] * detail - smooth)
+            out[~hole] = image[~hole]
+            return np.clip(out, 0.0, 1.0)
+
+        gain = texture_gain(image, hole, compose, cfg.texture_sigma, cfg.gain_limit)
+        return compose(gain)
 
     def synthesize(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """Fill ``hole`` in ``image`` (float32 RGB) coarse to fine; returns a new image."""
@@ -230,20 +243,52 @@ def lowpass(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0 else np.zeros_like(image)
 
 
-def detail_gain(known_detail: np.ndarray, fill_detail: np.ndarray, hole: np.ndarray, max_gain: float,
-                ring_pixels: float = 24.0) -> float:
-    """How much to amplify the fill's detail so its RMS matches the known pixels'
-    within ``ring_pixels`` of the hole (1 when it is already as strong; never less)."""
-    ring = ~hole & (imaging.distance_outside(hole) <= ring_pixels)
-    if not ring.any() or not hole.any():
-        return 1.0
-    known_rms = float(np.sqrt(np.mean(known_detail[ring] ** 2)))
-    fill_rms = float(np.sqrt(np.mean(fill_detail[hole] ** 2)))
-    return float(np.clip(known_rms / max(fill_rms, 1e-4), 1.0, max_gain))
+def border_fade(hole: np.ndarray, keep: int, taper: float) -> np.ndarray:
+    """0 on the hole's first ``keep`` pixels (chessboard distance from the known
+    side), rising to 1 over the next ``taper``; 0 outside the hole."""
+    distance = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_C, 3)
+    return np.clip((distance - keep) / max(taper, 1e-3), 0.0, 1.0).astype(np.float32)
+
+
+def gradient_magnitude(image: np.ndarray) -> np.ndarray:
+    luma = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    return cv2.magnitude(cv2.Sobel(luma, cv2.CV_32F, 1, 0), cv2.Sobel(luma, cv2.CV_32F, 0, 1))
+
+
+def local_mean(values: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted mean of ``values`` over the pixels in ``where`` around every
+    pixel (normalised convolution); far from any such pixel it tends to the nearest ones'."""
+    weight = where.astype(np.float32)
+    total = cv2.GaussianBlur(values * weight, (0, 0), sigma)
+    return total / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 1e-6)
+
+
+def texture_gain(image: np.ndarray, hole: np.ndarray, compose, sigma: float, limit: float,
+                 iterations: int = 4) -> np.ndarray:
+    """A smooth per-pixel factor on the exemplar's detail so that the fill's local
+    gradient strength matches that of the known pixels nearby.
+
+    The synthesis may copy flatter or busier patches than the hole's surroundings
+    hold; the surroundings are the best evidence of how textured the hole was.
+    ``compose(gain)`` renders the fill for a gain map; the gain is refined by fixed
+    point (the fill's gradients are not linear in it where structure and detail
+    overlap). Gradients are measured only on known pixels whose 3x3 neighbourhood
+    is known, so the zeroed or guessed hole never leaks into the target.
+    """
+    known_core = cv2.erode((~hole).astype(np.uint8), np.ones((3, 3), np.uint8),
+                           borderType=cv2.BORDER_CONSTANT, borderValue=1).astype(bool)
+    gain = np.ones(hole.shape, np.float32)
+    if not known_core.any():
+        return gain
+    wanted = local_mean(gradient_magnitude(image), known_core, sigma)
+    for _ in range(iterations):
+        have = local_mean(gradient_magnitude(compose(gain)), hole, sigma)
+        gain = np.clip(gain * wanted / np.maximum(have, 1e-4), 1.0 / limit, limit)
+    return gain
 
 
 def smooth_fill(image: np.ndarray, hole: np.ndarray, radius: int = 3) -> np.ndarray:
-    """Navier-Stokes fill: the structure of the result, and the coarsest level's start."""
+    """Navier-Stokes fill: the border and structure of the result, and the coarsest level's start."""
     filled = cv2.inpaint(imaging.quantize(image), hole.astype(np.uint8), radius, cv2.INPAINT_NS)
     out = image.copy()
     out[hole] = imaging.to_float(filled)[hole]
