@@ -37,11 +37,12 @@ class ExemplarConfig:
     structure_mix: float = 0.3  # share of the exemplar in the coarse structure (the rest: smooth fill)
     fine_sigma: float = 2.0  # the exemplar's detail finer than this scale is kept whole...
     mid_detail: float = 0.3  # ... and this share of its detail between fine_sigma and structure_sigma
-    texture_sigma: float = 32.0  # scale over which the fill's texture strength is matched to its surroundings
-    gain_limit: float = 3.0  # the detail is amplified or attenuated by at most this factor
+    texture_sigma: float = 24.0  # scale over which the fill's texture strength is matched to its surroundings
+    gain_limit: float = 2.0  # the detail is amplified or attenuated by at most this factor
     border_keep: int = 3  # hole pixels this close to the border (chessboard distance) keep the smooth fill
     border_taper: float = 4.0  # ... and the exemplar's part fades in over this many pixels beyond them
     contrast_weight: float = 2.0  # penalty on local-contrast difference between matched patches
+    locality_weight: float = 1.0  # penalty on the offset between matched patches (per unit of the image diagonal, squared)
     hole_weight: float = 0.7  # weight of (estimated) hole pixels in patch distances; known pixels weigh 1
     confidence_decay: float = 1.3  # vote weight falls as decay ** -(distance from the known border)
     seed: int = 0
@@ -184,6 +185,11 @@ class ExemplarFill:
 
         weight = np.where(hole, np.float32(cfg.hole_weight), np.float32(1.0)).astype(np.float32)
         depth_in_hole = imaging.distance_outside(known)
+        locality = np.float32(cfg.locality_weight / (height * height + width * width))
+
+        def priors(estimate):
+            return local_contrast(estimate, r), np.float32(cfg.contrast_weight), locality
+
         confidence = np.power(np.float32(cfg.confidence_decay), -depth_in_hole).astype(np.float32)
 
         nnf_y = np.full((height, width), -1, np.int32)
@@ -197,8 +203,7 @@ class ExemplarFill:
             # image instead would hand the search a blurred estimate, and blur matches blur.
             pm.upsample_field(coarse_nnf[0], coarse_nnf[1], valid, valid_y, valid_x, targets_y, targets_x,
                               nnf_y, nnf_x, seed)
-            contrast = local_contrast(estimate, r)
-            pm.refresh_distances(estimate, weight, contrast, cfg.contrast_weight, targets_y, targets_x, nnf_y, nnf_x, dist, r)
+            pm.refresh_distances(estimate, weight, priors(estimate), targets_y, targets_x, nnf_y, nnf_x, dist, r)
             sigma2 = max(float(np.percentile(dist[is_target], 75)), 1e-6)
             pm.vote(estimate, hole, targets_y, targets_x, nnf_y, nnf_x, dist, confidence, r, sigma2, estimate)
         # The coarsest level searches everywhere; finer ones refine the inherited field
@@ -206,12 +211,10 @@ class ExemplarFill:
         inherited = coarse_nnf is not None
         search_radius = cfg.refine_radius if inherited else max(height, width) // 2
         for i in range(rounds):
-            contrast = local_contrast(estimate, r)
-            pm.patchmatch(estimate, weight, contrast, cfg.contrast_weight, valid, valid_y, valid_x, targets_y, targets_x, is_target,
+            pm.patchmatch(estimate, weight, priors(estimate), valid, valid_y, valid_x, targets_y, targets_x, is_target,
                           nnf_y, nnf_x, dist, r, cfg.pm_iterations, search_radius, not inherited, seed + 101 * i)
             sigma2 = max(float(np.percentile(dist[is_target], 75)), 1e-6)
-            voter = pm.vote_best
-            voter(estimate, hole, targets_y, targets_x, nnf_y, nnf_x, dist, confidence, r, sigma2, estimate)
+            pm.vote_best(estimate, hole, targets_y, targets_x, nnf_y, nnf_x, dist, confidence, r, sigma2, estimate)
         return estimate, (nnf_y, nnf_x)
 
 

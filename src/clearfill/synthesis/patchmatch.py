@@ -19,18 +19,24 @@ INF = np.float32(3.0e38)
 
 
 @njit(cache=True, nogil=True)
-def patch_distance(image, weight, contrast, contrast_weight, ty, tx, sy, sx, r, cutoff):
-    """Weighted SSD between the patches centred at (ty, tx) and (sy, sx), plus a
-    penalty on their difference in local contrast; stops early once over ``cutoff``.
+def patch_distance(image, weight, priors, ty, tx, sy, sx, r, cutoff):
+    """Weighted SSD between the patches centred at (ty, tx) and (sy, sx), plus two
+    priors; stops early once over ``cutoff``.
 
-    ``weight`` weighs each target pixel. The contrast term counters SSD's bias
-    towards flat patches: against a textured estimate, a flat source has the
-    smaller expected SSD (it sits at the mean), and choosing it round after round
-    would wash the texture out of the fill.
+    ``weight`` weighs each target pixel. ``priors`` is (contrast map, contrast
+    weight, locality weight). The contrast term penalises a difference in local
+    contrast: it counters SSD's bias towards flat patches (against a textured
+    estimate a flat source has the smaller expected SSD, as it sits at the mean,
+    and choosing it round after round would wash the texture out of the fill).
+    The locality term grows with the squared offset between the patches (in
+    units of the image diagonal): of two similar sources, the nearer is the
+    likelier continuation of what the hole hid.
     """
+    contrast, contrast_weight, locality = priors
     side = 2 * r + 1
     dc = contrast[ty, tx] - contrast[sy, sx]
-    total = np.float32(contrast_weight * side * side * dc * dc)
+    oy, ox = ty - sy, tx - sx
+    total = np.float32(side * side * (contrast_weight * dc * dc + locality * (oy * oy + ox * ox)))
     channels = image.shape[2]
     for dy in range(-r, r + 1):
         for dx in range(-r, r + 1):
@@ -48,12 +54,12 @@ def patch_distance(image, weight, contrast, contrast_weight, ty, tx, sy, sx, r, 
 
 
 @njit(cache=True, nogil=True)
-def _try(image, weight, contrast, cw, valid, ty, tx, sy, sx, r, nnf_y, nnf_x, dist):
+def _try(image, weight, priors, valid, ty, tx, sy, sx, r, nnf_y, nnf_x, dist):
     if sy < 0 or sx < 0 or sy >= valid.shape[0] or sx >= valid.shape[1] or not valid[sy, sx]:
         return
     if sy == nnf_y[ty, tx] and sx == nnf_x[ty, tx]:
         return
-    d = patch_distance(image, weight, contrast, cw, ty, tx, sy, sx, r, dist[ty, tx])
+    d = patch_distance(image, weight, priors, ty, tx, sy, sx, r, dist[ty, tx])
     if d < dist[ty, tx]:
         dist[ty, tx] = d
         nnf_y[ty, tx] = sy
@@ -61,14 +67,14 @@ def _try(image, weight, contrast, cw, valid, ty, tx, sy, sx, r, nnf_y, nnf_x, di
 
 
 @njit(cache=True, nogil=True)
-def refresh_distances(image, weight, contrast, cw, targets_y, targets_x, nnf_y, nnf_x, dist, r):
+def refresh_distances(image, weight, priors, targets_y, targets_x, nnf_y, nnf_x, dist, r):
     for i in range(targets_y.shape[0]):
         ty, tx = targets_y[i], targets_x[i]
-        dist[ty, tx] = patch_distance(image, weight, contrast, cw, ty, tx, nnf_y[ty, tx], nnf_x[ty, tx], r, INF)
+        dist[ty, tx] = patch_distance(image, weight, priors, ty, tx, nnf_y[ty, tx], nnf_x[ty, tx], r, INF)
 
 
 @njit(cache=True, nogil=True)
-def patchmatch(image, weight, contrast, cw, valid, valid_y, valid_x, targets_y, targets_x, is_target,
+def patchmatch(image, weight, priors, valid, valid_y, valid_x, targets_y, targets_x, is_target,
                nnf_y, nnf_x, dist, r, iterations, search_radius, explore, seed):
     """Improve the NNF of every target in place: alternating-scan propagation from
     neighbours, then random search in shrinking windows around the current match
@@ -77,7 +83,7 @@ def patchmatch(image, weight, contrast, cw, valid, valid_y, valid_x, targets_y, 
     np.random.seed(seed)
     n = targets_y.shape[0]
     n_valid = valid_y.shape[0]
-    refresh_distances(image, weight, contrast, cw, targets_y, targets_x, nnf_y, nnf_x, dist, r)
+    refresh_distances(image, weight, priors, targets_y, targets_x, nnf_y, nnf_x, dist, r)
     for it in range(iterations):
         forward = it % 2 == 0
         step = 1 if forward else -1
@@ -87,20 +93,20 @@ def patchmatch(image, weight, contrast, cw, valid, valid_y, valid_x, targets_y, 
             # propagation: the neighbour's match, shifted by one
             ny, nx = ty, tx - step
             if is_target[ny, nx]:
-                _try(image, weight, contrast, cw, valid, ty, tx, nnf_y[ny, nx], nnf_x[ny, nx] + step, r, nnf_y, nnf_x, dist)
+                _try(image, weight, priors, valid, ty, tx, nnf_y[ny, nx], nnf_x[ny, nx] + step, r, nnf_y, nnf_x, dist)
             ny, nx = ty - step, tx
             if is_target[ny, nx]:
-                _try(image, weight, contrast, cw, valid, ty, tx, nnf_y[ny, nx] + step, nnf_x[ny, nx], r, nnf_y, nnf_x, dist)
+                _try(image, weight, priors, valid, ty, tx, nnf_y[ny, nx] + step, nnf_x[ny, nx], r, nnf_y, nnf_x, dist)
             # random search around the current best
             radius = search_radius
             while radius >= 1:
                 sy = nnf_y[ty, tx] + np.random.randint(-radius, radius + 1)
                 sx = nnf_x[ty, tx] + np.random.randint(-radius, radius + 1)
-                _try(image, weight, contrast, cw, valid, ty, tx, sy, sx, r, nnf_y, nnf_x, dist)
+                _try(image, weight, priors, valid, ty, tx, sy, sx, r, nnf_y, nnf_x, dist)
                 radius //= 2
             if explore:
                 j = np.random.randint(0, n_valid)
-                _try(image, weight, contrast, cw, valid, ty, tx, valid_y[j], valid_x[j], r, nnf_y, nnf_x, dist)
+                _try(image, weight, priors, valid, ty, tx, valid_y[j], valid_x[j], r, nnf_y, nnf_x, dist)
 
 
 @njit(cache=True, nogil=True)
