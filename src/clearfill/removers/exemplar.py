@@ -104,10 +104,26 @@ class ExemplarFill:
             small_hole = imaging.resize(region_hole.astype(np.float32), size, "bilinear") > 0.01
             small = imaging.resize(region, size, "box")
             filled = imaging.resize(self.fill(small, small_hole), (region.shape[1], region.shape[0]), "bicubic")
+            filled = self.rejoin_border(region, region_hole, filled)
         else:
             filled = self.fill(region, region_hole)
         out[y0:y1, x0:x1][region_hole] = filled[region_hole]
         return out
+
+    def rejoin_border(self, image: np.ndarray, hole: np.ndarray, filled: np.ndarray) -> np.ndarray:
+        """Redo the hole's border band at full resolution after an upsampled fill.
+
+        Upsampling blurs the fill's border into the known pixels' scale, and the
+        seam shows. The band (``border_keep + border_taper`` pixels deep) is filled
+        again by diffusion between the known pixels on one side and the upsampled
+        fill on the other, then faded into the fill as ``fill`` does.
+        """
+        cfg = self.config
+        filled = np.where(hole[..., None], filled, image).astype(np.float32)
+        band = hole & (cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_C, 3) <= cfg.border_keep + cfg.border_taper)
+        joined = smooth_fill(filled, band)
+        fade = border_fade(hole, cfg.border_keep, cfg.border_taper)[..., None]
+        return joined + fade * (filled - joined)
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """Structure mostly from the smooth fill, texture from the exemplar synthesis.
