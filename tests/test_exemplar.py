@@ -129,3 +129,68 @@ def test_large_images_are_worked_at_a_capped_resolution(rng):
 def test_invalid_options(bad):
     with pytest.raises(ValueError):
         ExemplarConfig(**bad)
+
+
+def textured(rng, height, width, sigma=1.0, amplitude=0.12):
+    import cv2
+
+    noise = rng.normal(0, 1, (height, width)).astype(np.float32)
+    noise = cv2.GaussianBlur(noise, (0, 0), sigma)
+    gray = np.clip(0.5 + amplitude * noise / noise.std(), 0, 1)
+    return np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+
+
+def mean_gradient(image, where):
+    from clearfill.removers.exemplar import gradient_magnitude
+
+    return float(gradient_magnitude(image)[where].mean())
+
+
+def test_the_fill_is_as_textured_as_its_surroundings(rng):
+    from clearfill.removers.exemplar import smooth_fill
+
+    image = textured(rng, 128, 128)
+    hole = np.zeros(image.shape[:2], bool)
+    hole[40:90, 44:94] = True
+    out = fill(image, hole)
+    # over the hole as a whole (its first pixels are smooth by design, the rest
+    # makes up for them), as textured as the known pixels around it
+    ratio = mean_gradient(out, hole) / mean_gradient(image, ~hole)
+    assert 0.8 < ratio < 1.25, ratio
+    smooth_ratio = mean_gradient(smooth_fill(image, hole), hole) / mean_gradient(image, ~hole)
+    assert smooth_ratio < 0.5  # what the test guards against
+
+
+@pytest.mark.parametrize("max_size", [768, 64])
+def test_the_hole_border_continues_the_known_side_like_diffusion(rng, max_size):
+    # The first pixels into the hole decide the seam: there the fill must be as
+    # close to the truth as the Navier-Stokes fill, also when the fill was worked
+    # at a capped resolution and upsampled.
+    import cv2
+
+    from clearfill.removers.exemplar import smooth_fill
+
+    image = photo_like(rng, 160, 160).astype(np.float32) / 255
+    hole = np.zeros(image.shape[:2], bool)
+    hole[50:110, 40:120] = True
+    band = hole & (cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_C, 3) <= 2)
+    out = ExemplarFill(ExemplarConfig(max_size=max_size))(image, hole)
+    diffusion = smooth_fill(image, hole)
+    fill_error = np.abs(out[band] - image[band]).mean()
+    diffusion_error = np.abs(diffusion[band] - image[band]).mean()
+    assert fill_error <= 1.1 * diffusion_error, (fill_error, diffusion_error)
+
+
+def test_locality_prefers_the_nearer_of_two_equal_sources(rng):
+    from clearfill.synthesis.patchmatch import patch_distance
+
+    image = rng.random((64, 64, 3)).astype(np.float32)
+    image[10:17, 50:57] = image[10:17, 20:27]  # the patch at (13, 23) repeated at (13, 53)
+    weight = np.ones((64, 64), np.float32)
+    contrast = np.zeros((64, 64), np.float32)
+    target = (13, 8)
+    for locality, nearer_wins in [(0.0, False), (1e-3, True)]:
+        priors = (contrast, np.float32(0.0), np.float32(locality))
+        near = patch_distance(image, weight, priors, *target, 13, 23, 3, np.float32(1e30))
+        far = patch_distance(image, weight, priors, *target, 13, 53, 3, np.float32(1e30))
+        assert (near < far) == nearer_wins and near <= far
