@@ -166,14 +166,12 @@ def test_the_hole_border_continues_the_known_side_like_diffusion(rng, max_size):
     # The first pixels into the hole decide the seam: there the fill must be as
     # close to the truth as the Navier-Stokes fill, also when the fill was worked
     # at a capped resolution and upsampled.
-    import cv2
-
-    from clearfill.removers.exemplar import smooth_fill
+    from clearfill.removers.exemplar import chessboard_depth, smooth_fill
 
     image = photo_like(rng, 160, 160).astype(np.float32) / 255
     hole = np.zeros(image.shape[:2], bool)
     hole[50:110, 40:120] = True
-    band = hole & (cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_C, 3) <= 2)
+    band = hole & (chessboard_depth(hole) <= 2)
     out = ExemplarFill(ExemplarConfig(max_size=max_size))(image, hole)
     diffusion = smooth_fill(image, hole)
     fill_error = np.abs(out[band] - image[band]).mean()

@@ -8,6 +8,10 @@ search (patches overlapping the hole against patches fully outside it) with a
 vote that rebuilds every hole pixel from the matched patches; the result seeds
 the next finer level. Only a region around the hole is searched, at a capped
 resolution, so a 12-MP photo with a small mask costs about what a 1-MP one does.
+
+The synthesis alone is textured but unfaithful (it invents content and its seam
+shows); diffusion is faithful but blurred. ``ExemplarFill.fill`` layers them: see
+its docstring, and benchmarks/README.md for what each part is worth on real photos.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ class ExemplarConfig:
     border_keep: int = 3  # hole pixels this close to the border (chessboard distance) keep the smooth fill
     border_taper: float = 4.0  # ... and the exemplar's part fades in over this many pixels beyond them
     contrast_weight: float = 2.0  # penalty on local-contrast difference between matched patches
-    locality_weight: float = 1.0  # penalty on the offset between matched patches (per unit of the image diagonal, squared)
+    locality_weight: float = 1.0  # penalty on the squared offset between matched patches (image diagonal = 1)
     hole_weight: float = 0.7  # weight of (estimated) hole pixels in patch distances; known pixels weigh 1
     confidence_decay: float = 1.3  # vote weight falls as decay ** -(distance from the known border)
     seed: int = 0
@@ -120,7 +124,7 @@ class ExemplarFill:
         """
         cfg = self.config
         filled = np.where(hole[..., None], filled, image).astype(np.float32)
-        band = hole & (cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_C, 3) <= cfg.border_keep + cfg.border_taper)
+        band = hole & (chessboard_depth(hole) <= cfg.border_keep + cfg.border_taper)
         joined = smooth_fill(filled, band)
         fade = border_fade(hole, cfg.border_keep, cfg.border_taper)[..., None]
         return joined + fade * (filled - joined)
@@ -171,7 +175,8 @@ class ExemplarFill:
         for depth in range(len(levels) - 1, -1, -1):
             level_img, level_hole = levels[depth]
             if depth != len(levels) - 1:
-                upsampled = cv2.resize(estimate, (level_img.shape[1], level_img.shape[0]), interpolation=cv2.INTER_LINEAR)
+                size = (level_img.shape[1], level_img.shape[0])
+                upsampled = cv2.resize(estimate, size, interpolation=cv2.INTER_LINEAR)
                 estimate = level_img.copy()
                 estimate[level_hole] = upsampled[level_hole]
             rounds = cfg.em_iterations + min(depth, 3)  # coarse levels are cheap: iterate more
@@ -265,8 +270,12 @@ def lowpass(image: np.ndarray, sigma: float) -> np.ndarray:
 def border_fade(hole: np.ndarray, keep: int, taper: float) -> np.ndarray:
     """0 on the hole's first ``keep`` pixels (chessboard distance from the known
     side), rising to 1 over the next ``taper``; 0 outside the hole."""
-    distance = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_C, 3)
-    return np.clip((distance - keep) / max(taper, 1e-3), 0.0, 1.0).astype(np.float32)
+    return np.clip((chessboard_depth(hole) - keep) / max(taper, 1e-3), 0.0, 1.0).astype(np.float32)
+
+
+def chessboard_depth(hole: np.ndarray) -> np.ndarray:
+    """Steps (8-neighbour) from each hole pixel to the known side: 1 on the hole's outer ring."""
+    return cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_C, 3)
 
 
 def gradient_magnitude(image: np.ndarray) -> np.ndarray:
