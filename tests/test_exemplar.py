@@ -21,8 +21,9 @@ def photo(rng):
 def test_same_seed_same_fill_and_another_seed_another(photo):
     hole = np.zeros(photo.shape[:2], bool)
     hole[30:60, 40:80] = True
-    first, second = fill(photo, hole, seed=3), fill(photo, hole, seed=3)
-    assert np.array_equal(first, second)
+    first = fill(photo, hole, seed=3)
+    for _ in range(4):  # repeated: a last-bit difference in one library call showed only now and then
+        assert np.array_equal(first, fill(photo, hole, seed=3))
     assert not np.array_equal(first, fill(photo, hole, seed=4))
 
 

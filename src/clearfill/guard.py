@@ -39,7 +39,7 @@ class GuardScore:
 
 
 def _edges(image: np.ndarray) -> np.ndarray:
-    luma = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = imaging.luma(image)
     return np.hypot(cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)) / 8
 
 

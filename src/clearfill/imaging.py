@@ -32,6 +32,14 @@ def to_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32, copy=False)
 
 
+def luma(pixels: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of float RGB. Written out per channel rather than as a matrix
+    product: BLAS may split the product across threads differently from call to
+    call, and the last-bit differences would make fills irreproducible."""
+    return (np.float32(0.299) * pixels[..., 0] + np.float32(0.587) * pixels[..., 1]
+            + np.float32(0.114) * pixels[..., 2]).astype(np.float32, copy=False)
+
+
 def quantize(pixels: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
     """float in [0, 1] -> uint8 / uint16, rounding to nearest.
 

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageTooLargeError, InvalidInputError
-from .imaging import quantize, resize, to_float
+from .imaging import luma, quantize, resize, to_float
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: new files get the usual permissions, not mkstemp's 0600
@@ -311,8 +311,7 @@ def _encode(rgb: np.ndarray, mode: str, alpha: np.ndarray | None) -> np.ndarray:
     if mode == "CMYK":
         return np.asarray(Image.fromarray(quantize(rgb), "RGB").convert("CMYK")).copy()
     if mode in ("L", "LA", "I;16"):
-        luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        channels = [quantize(luma, depth)]
+        channels = [quantize(luma(rgb), depth)]
     else:
         channels = [quantize(rgb[..., c], depth) for c in range(3)]
     if mode in ("LA", "RGBA", "RGBA;16"):

@@ -256,7 +256,7 @@ def textured_smooth_fill(image: np.ndarray, hole: np.ndarray, seed: int) -> np.n
 def local_contrast(image: np.ndarray, r: int) -> np.ndarray:
     """Standard deviation of the luma over each (2r+1)^2 window, times sqrt(3) so it
     is on the scale of the 3-channel SSD per pixel."""
-    luma = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = imaging.luma(image)
     size = (2 * r + 1, 2 * r + 1)
     mean = cv2.boxFilter(luma, -1, size, borderType=cv2.BORDER_REFLECT)
     mean_sq = cv2.boxFilter(luma * luma, -1, size, borderType=cv2.BORDER_REFLECT)
@@ -279,8 +279,9 @@ def chessboard_depth(hole: np.ndarray) -> np.ndarray:
 
 
 def gradient_magnitude(image: np.ndarray) -> np.ndarray:
-    luma = image @ np.array([0.299, 0.587, 0.114], np.float32)
-    return cv2.magnitude(cv2.Sobel(luma, cv2.CV_32F, 1, 0), cv2.Sobel(luma, cv2.CV_32F, 0, 1))
+    luma = imaging.luma(image)
+    dx, dy = cv2.Sobel(luma, cv2.CV_32F, 1, 0), cv2.Sobel(luma, cv2.CV_32F, 0, 1)
+    return np.sqrt(dx * dx + dy * dy)  # not cv2.magnitude: its last bit varies from call to call
 
 
 def local_mean(values: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
