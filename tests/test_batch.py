@@ -137,7 +137,7 @@ def test_ctrl_c_stops_after_the_items_in_flight(tmp_path, workers):
     assert len(outputs) < 40
 
 
-def test_ray_engine_gives_byte_identical_outputs(tmp_path):
+def test_ray_engine_gives_byte_identical_outputs(tmp_path, capfd):
     pytest.importorskip("ray")
     images, masks = make_folder(tmp_path, 6, corrupt={4})
     local, distributed = tmp_path / "local", tmp_path / "ray"
@@ -151,3 +151,5 @@ def test_ray_engine_gives_byte_identical_outputs(tmp_path):
         twin = distributed / path.relative_to(local)
         assert twin.read_bytes() == path.read_bytes(), path.name
     assert len(list(distributed.rglob("*.png"))) == 5
+    printed = "".join(capfd.readouterr())
+    assert "Running Dataset" not in printed and "Starting execution" not in printed  # Ray Data's INFO chatter
