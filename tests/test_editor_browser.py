@@ -19,7 +19,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
 
 from conftest import requires_shared  # noqa: E402
-from helpers import REPO, SEED  # noqa: E402
+from helpers import EXAMPLE, REPO, SEED  # noqa: E402
 
 ARTIFACTS = REPO / "test-artifacts"
 
@@ -45,15 +45,20 @@ def server_url():
 
 
 @pytest.fixture
-def page(server_url):
+def browser():
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.goto(server_url)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser, server_url):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(server_url)
+    return page
 
 
 def decode(data_url: str) -> Image.Image:
@@ -114,3 +119,36 @@ def test_paint_remove_compare_undo_redo(page):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "editor.png"))
     assert (ARTIFACTS / "editor.png").stat().st_size > 10_000
+
+
+def test_two_finger_pinch_zooms_and_pans_without_painting(browser, server_url):
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, has_touch=True)
+    page = context.new_page()
+    page.goto(server_url)
+    page.set_input_files("#open", str(EXAMPLE / "coffee.png"))
+    page.wait_for_function("document.getElementById('mask').width === 600")
+    before = page.evaluate("({...window.clearfill.state})")
+    box = page.locator("#mask").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    cdp = context.new_cdp_session(page)
+
+    def touch(kind, points):
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+            {"x": x, "y": y, "id": finger} for finger, (x, y) in enumerate(points)]})
+
+    touch("touchStart", [(cx - 40, cy)])  # the first finger alone would paint...
+    touch("touchStart", [(cx - 40, cy), (cx + 40, cy)])  # ...until the second one lands
+    for step in range(1, 7):  # fingers spread from 80 to 200 px apart while moving 60 px down
+        touch("touchMove", [(cx - 40 - 10 * step, cy + 10 * step), (cx + 40 + 10 * step, cy + 10 * step)])
+    touch("touchEnd", [])
+    after = page.evaluate("({...window.clearfill.state})")
+    assert after["zoom"] == pytest.approx(before["zoom"] * 2.5, rel=0.02)
+    # the image point that was between the fingers is still between them, 60 px lower
+    view = page.locator("#viewport").bounding_box()
+    start_x, start_y = cx - view["x"], cy - view["y"]
+    image_x = (start_x - before["panX"]) / before["zoom"]
+    image_y = (start_y - before["panY"]) / before["zoom"]
+    assert after["panX"] == pytest.approx(start_x - image_x * after["zoom"], abs=2)
+    assert after["panY"] == pytest.approx(start_y + 60 - image_y * after["zoom"], abs=2)
+    assert page.evaluate("window.clearfill.maskIsEmpty()")  # the pinch left no paint behind
+    context.close()

@@ -86,9 +86,43 @@ function stroke(from, to, pressure) {
 }
 function maskIsEmpty() { return !current().data.some((v, i) => i % 4 === 3 && v > 0); }
 
+// One finger paints; a second finger turns the gesture into pinch-zoom and pan
+// (the stroke the first finger had begun is taken back).
+const touches = new Map();  // pointerId -> latest client position, touch pointers only
+let pinch = null;           // distance and midpoint of the two fingers at the previous move
+function twoFingers() {
+  const [a, b] = [...touches.values()];
+  return { distance: Math.hypot(a.x - b.x, a.y - b.y) || 1, x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+}
+function touchDown(event) {
+  if (event.pointerType !== "touch") return false;
+  touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+  if (touches.size < 2) return false;
+  if (state.painting) { state.painting = false; maskCtx.putImageData(state.undo.pop(), 0, 0); }
+  pinch = twoFingers();
+  return true;
+}
+function touchMove(event) {
+  if (!touches.has(event.pointerId)) return false;
+  touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+  if (!pinch) return false;
+  if (touches.size === 2) {
+    const now = twoFingers(), box = viewport.getBoundingClientRect();
+    state.panX += now.x - pinch.x; state.panY += now.y - pinch.y;
+    zoomAt(now.distance / pinch.distance, now.x - box.left, now.y - box.top);
+    pinch = now;
+  }
+  return true;  // while a pinch lasts, no finger paints
+}
+function touchUp(event) {
+  touches.delete(event.pointerId);
+  if (touches.size === 0) pinch = null;
+}
+
 maskCanvas.addEventListener("pointerdown", (event) => {
   if (!state.source) return;
   maskCanvas.setPointerCapture(event.pointerId);
+  if (touchDown(event)) return;
   if (event.button === 1 || event.button === 2 || state.spaceHeld) {
     state.panning = { x: event.clientX - state.panX, y: event.clientY - state.panY }; return;
   }
@@ -96,6 +130,7 @@ maskCanvas.addEventListener("pointerdown", (event) => {
   stroke(state.last, state.last, event.pointerType === "pen" ? event.pressure * 2 : 1);
 });
 maskCanvas.addEventListener("pointermove", (event) => {
+  if (touchMove(event)) return;
   if (state.panning) { state.panX = event.clientX - state.panning.x; state.panY = event.clientY - state.panning.y; applyView(); return; }
   if (!state.painting) return;
   const point = toImage(event);
@@ -103,7 +138,7 @@ maskCanvas.addEventListener("pointermove", (event) => {
   state.last = point;
 });
 for (const type of ["pointerup", "pointercancel"]) {
-  maskCanvas.addEventListener(type, () => { state.painting = false; state.panning = null; });
+  maskCanvas.addEventListener(type, (event) => { touchUp(event); state.painting = false; state.panning = null; });
 }
 maskCanvas.addEventListener("contextmenu", (event) => event.preventDefault());
 viewport.addEventListener("wheel", (event) => {
