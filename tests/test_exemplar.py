@@ -142,7 +142,7 @@ def textured(rng, height, width, sigma=1.0, amplitude=0.12):
 
 
 def mean_gradient(image, where):
-    from clearfill.removers.exemplar import gradient_magnitude
+    from clearfill.imaging import gradient_magnitude
 
     return float(gradient_magnitude(image)[where].mean())
 

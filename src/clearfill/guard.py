@@ -39,8 +39,7 @@ class GuardScore:
 
 
 def _edges(image: np.ndarray) -> np.ndarray:
-    luma = imaging.luma(image)
-    return np.hypot(cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    return imaging.gradient_magnitude(image) / 8
 
 
 def _half(image: np.ndarray) -> np.ndarray:

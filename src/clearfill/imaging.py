@@ -40,6 +40,13 @@ def luma(pixels: np.ndarray) -> np.ndarray:
             + np.float32(0.114) * pixels[..., 2]).astype(np.float32, copy=False)
 
 
+def gradient_magnitude(pixels: np.ndarray) -> np.ndarray:
+    """Sobel (3x3) gradient magnitude of the luma of float RGB."""
+    gray = luma(pixels)
+    dx, dy = cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1)
+    return np.sqrt(dx * dx + dy * dy)  # not cv2.magnitude: its last bit varies from call to call
+
+
 def quantize(pixels: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
     """float in [0, 1] -> uint8 / uint16, rounding to nearest.
 

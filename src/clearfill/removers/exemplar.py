@@ -25,6 +25,7 @@ import numpy as np
 from .. import imaging
 from ..synthesis import patchmatch as pm
 from .base import register
+from .opencv import DiffusionFill, DiffusionFillConfig
 
 
 @dataclass(frozen=True)
@@ -278,12 +279,6 @@ def chessboard_depth(hole: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_C, 3)
 
 
-def gradient_magnitude(image: np.ndarray) -> np.ndarray:
-    luma = imaging.luma(image)
-    dx, dy = cv2.Sobel(luma, cv2.CV_32F, 1, 0), cv2.Sobel(luma, cv2.CV_32F, 0, 1)
-    return np.sqrt(dx * dx + dy * dy)  # not cv2.magnitude: its last bit varies from call to call
-
-
 def local_mean(values: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian-weighted mean of ``values`` over the pixels in ``where`` around every
     pixel (normalised convolution); far from any such pixel it tends to the nearest ones'."""
@@ -309,18 +304,18 @@ def texture_gain(image: np.ndarray, hole: np.ndarray, compose, sigma: float, lim
     gain = np.ones(hole.shape, np.float32)
     if not known_core.any():
         return gain
-    wanted = local_mean(gradient_magnitude(image), known_core, sigma)
+    wanted = local_mean(imaging.gradient_magnitude(image), known_core, sigma)
     for _ in range(iterations):
-        have = local_mean(gradient_magnitude(compose(gain)), hole, sigma)
+        have = local_mean(imaging.gradient_magnitude(compose(gain)), hole, sigma)
         gain = np.clip(gain * wanted / np.maximum(have, 1e-4), 1.0 / limit, limit)
     return gain
 
 
 def smooth_fill(image: np.ndarray, hole: np.ndarray, radius: int = 3) -> np.ndarray:
     """Navier-Stokes fill: the border and structure of the result, and the coarsest level's start."""
-    filled = cv2.inpaint(imaging.quantize(image), hole.astype(np.uint8), radius, cv2.INPAINT_NS)
+    filled = DiffusionFill(cv2.INPAINT_NS, DiffusionFillConfig(radius))(image, hole)
     out = image.copy()
-    out[hole] = imaging.to_float(filled)[hole]
+    out[hole] = filled[hole]
     return out
 
 
