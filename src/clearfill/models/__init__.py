@@ -1,8 +1,9 @@
 """The model manager every model stage shares: the registry, the cache and safe loading.
 
 A model is named by a registry name (``big-lama``) or by a path to a local file;
-``locate`` turns either into a ``ModelFile``, downloading a registry model that is
-missing unless offline.
+``locate`` turns either into a ``ModelFile``: a registry model is taken from a
+ComfyUI install when one is configured and holds it (``models.comfyui``), else from
+the cache, downloaded there when missing unless offline.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from ..errors import InvalidInputError, ModelNotAvailableError
-from . import store
+from . import comfyui, store
 from .registry import REGISTRY, ModelEntry, entry
 
-__all__ = ["REGISTRY", "ModelEntry", "ModelFile", "entry", "load_optional", "locate", "usable_without_download",
-           "store"]
+__all__ = ["REGISTRY", "ModelEntry", "ModelFile", "comfyui", "entry", "load_optional", "locate",
+           "usable_without_download", "store"]
 
 T = TypeVar("T")
 
@@ -50,6 +51,9 @@ def locate(name_or_path: str, *, download: bool = True) -> ModelFile:
         return ModelFile(path, _entry_for_file(path))
     if name_or_path in REGISTRY:
         model = REGISTRY[name_or_path]
+        installed = _in_comfyui(model)
+        if installed is not None:
+            return ModelFile(installed, model)
         cached = store.path_of(model)
         if cached.is_file():
             return ModelFile(cached, model)
@@ -61,12 +65,17 @@ def locate(name_or_path: str, *, download: bool = True) -> ModelFile:
     return ModelFile(path, entry(name_or_path))  # raises: unknown model, with the known names
 
 
+def _in_comfyui(model: ModelEntry) -> Path | None:
+    install = comfyui.configured()
+    return install.by_filename(model.filename) if install else None
+
+
 def usable_without_download(name: str) -> tuple[bool, str]:
     """Whether ``name`` can be used now, and if not, why (for the "auto" choices)."""
     model = REGISTRY.get(name)
     if model is None:
         return False, f"unknown model {name}"
-    if store.is_downloaded(model):
+    if store.is_downloaded(model) or _in_comfyui(model) is not None:
         return True, ""
     if store.offline():
         return False, f"{name} weights not downloaded and offline mode is on"

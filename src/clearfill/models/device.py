@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..errors import InvalidConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -24,19 +26,55 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
-def resolve_dtype(precision: str, device: str, supports_half: bool, supports_bfloat16: bool):
-    """The torch dtype for ``precision`` ("auto", "fp32", "fp16", "bf16") on ``device``,
-    never one the model does not support. "auto" is fp16/bf16 on GPUs; CPUs always run fp32."""
-    import torch
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
-    if precision not in ("auto", "fp32", "fp16", "bf16"):
-        raise InvalidConfigError(f"unknown precision {precision!r}; choose from auto, fp32, fp16, bf16")
-    if device == "cpu":  # CPU runs fp32: half-precision FFTs (LaMa's core) have no CPU kernels
-        return torch.float32
-    if precision == "auto":
-        precision = "fp16" if supports_half else "bf16" if supports_bfloat16 else "fp32"
-    if precision == "fp16" and supports_half:
-        return torch.float16
-    if precision == "bf16" and supports_bfloat16:
-        return torch.bfloat16
-    return torch.float32
+
+@dataclass(frozen=True)
+class PrecisionPolicy:
+    """The precisions a model may run at on a GPU; the first is what "auto" picks.
+
+    Precision is a property of the model, not of the device: LaMa's Fourier
+    convolutions need fp32 FFTs on every GPU, FLUX is trained and shipped in bf16.
+    CPUs always run fp32 (half-precision convolutions and FFTs have no fast or no
+    CPU kernels at all)."""
+
+    model: str
+    gpu: tuple[str, ...]
+    why: str = ""  # why the precisions left out of ``gpu`` are refused
+
+    def __post_init__(self) -> None:
+        if not self.gpu or not set(self.gpu) <= set(PRECISIONS[1:]):
+            raise ValueError(f"bad GPU precisions {self.gpu}")
+
+    def choose(self, precision: str, device: str) -> str:
+        """"fp32", "fp16" or "bf16" for ``precision`` (as the user gave it) on ``device``."""
+        if precision not in PRECISIONS:
+            raise InvalidConfigError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        if device == "cpu":
+            return "fp32"
+        if precision == "auto":
+            return self.gpu[0]
+        if precision not in self.gpu:
+            raise InvalidConfigError(f"{self.model} cannot run in {precision} (allowed: {', '.join(self.gpu)})"
+                                     + (f": {self.why}" if self.why else ""))
+        return precision
+
+    def dtype(self, precision: str, device: str):
+        import torch
+
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.choose(precision, device)]
+
+
+LAMA_PRECISION = PrecisionPolicy(
+    "LaMa", ("fp32",), "its Fourier convolutions need fp32 FFTs (torch has no bf16 FFT kernel, and spandrel's "
+    "FourierUnit casts the spectrum to float, so half weights fail with a dtype mismatch)")
+MAT_PRECISION = PrecisionPolicy(
+    "MAT", ("fp32",), "spandrel marks it fp16-unsafe, and its style latent is cast to fp32 inside the mapping "
+    "network, so bf16 weights fail with a dtype mismatch")
+FLUX_PRECISION = PrecisionPolicy("FLUX.1", ("bf16", "fp16", "fp32"))
+
+
+def spandrel_precision(descriptor, name: str) -> PrecisionPolicy:
+    """The policy spandrel's flags give an architecture: fp16 where it is safe, else bf16, else fp32."""
+    halves = (("fp16",) if descriptor.supports_half else ()) + (("bf16",) if descriptor.supports_bfloat16 else ())
+    return PrecisionPolicy(name, halves + ("fp32",), "spandrel marks the other precisions unsupported")

@@ -5,6 +5,12 @@ unpickler (``weights_only=True``: tensors and plain containers only; a pickle th
 would import ``os.system`` is refused). TorchScript archives carry code, so they
 are loaded only when they are a registry file whose published checksum matches.
 Architectures are detected by spandrel from the state dict's keys.
+
+Training checkpoints (the original LaMa's ``best.ckpt``, saved by PyTorch Lightning)
+also pickle Python objects next to the weights: the callback classes, an OmegaConf
+config of the hyper-parameters. Those parts are thrown away, so every global they
+name is read as an inert placeholder (a class that builds nothing and calls
+nothing) and the part is dropped; a placeholder anywhere else refuses the file.
 """
 
 from __future__ import annotations
@@ -52,16 +58,83 @@ def read_state_dict(path: Path, *, torchscript_trusted: bool = False) -> dict:
     try:
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        culprit = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        raise UnsafeModelError(
-            f"refused to load {path}: it holds Python objects beyond tensors"
-            + (f" (it imports {culprit.group(1)})" if culprit else "") + "; only plain weight files are loaded"
-        ) from None
+        loaded = read_training_checkpoint(path, exc)
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         raise ModelLoadError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(loaded, dict):
         raise ModelLoadError(f"{path} holds a {type(loaded).__name__}, not a state dict")
     return generator_only(canonicalize_state_dict(loaded))
+
+
+# Top-level parts of a training checkpoint that are never used: Lightning's callback
+# states (keyed by the callback classes), hyper-parameters (an OmegaConf DictConfig and
+# its type), optimiser, scheduler, loop and mixed-precision states.
+DISCARDED_PARTS = frozenset({
+    "callbacks", "hyper_parameters", "hparams_type", "hparams_name", "datamodule_hyper_parameters",
+    "optimizer_states", "lr_schedulers", "loops", "native_amp_scaling_state", "amp_scaling_state",
+})
+
+
+class Inert:
+    """Stands in for a class or function a checkpoint names outside its weights: takes any
+    arguments and any state and keeps none, so unpickling it runs no code of the file's."""
+
+    origin = "?"
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+
+def _inert_standin(qualified_name: str) -> type:
+    module, _, name = qualified_name.rpartition(".")
+    return type(name or qualified_name, (Inert,), {"__module__": module, "origin": qualified_name})
+
+
+def _find_inert(value, depth: int = 0):
+    """The first placeholder inside ``value`` (containers searched, keys included), or None."""
+    if isinstance(value, Inert) or (isinstance(value, type) and issubclass(value, Inert)):
+        return value
+    if depth > 64:
+        return None
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else value \
+        if isinstance(value, (list, tuple, set, frozenset)) else ()
+    return next((found for item in items if (found := _find_inert(item, depth + 1)) is not None), None)
+
+
+def _refused(path: Path, culprit: str | None) -> UnsafeModelError:
+    return UnsafeModelError(
+        f"refused to load {path}: it holds Python objects beyond tensors"
+        + (f" (it imports {culprit})" if culprit else "") + "; only plain weight files are loaded")
+
+
+def read_training_checkpoint(path: Path, refusal: pickle.UnpicklingError) -> dict:
+    """A checkpoint that torch's restricted unpickler refused, read again with every global
+    it names as an inert placeholder; only the parts in ``DISCARDED_PARTS`` may hold one."""
+    import torch
+
+    first_culprit = re.search(r"GLOBAL ([\w.]+)", str(refusal))
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # not torch's zip format (a bare pickle): nothing to read more safely
+        raise _refused(path, first_culprit and first_culprit.group(1)) from None
+    standins = [(_inert_standin(name), name) for name in names]
+    try:
+        with torch.serialization.safe_globals(standins):
+            loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # a global pushed at run time, which the scan cannot see
+        culprit = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        raise _refused(path, culprit and culprit.group(1)) from None
+    if not isinstance(loaded, dict):
+        found = _find_inert(loaded)
+        raise _refused(path, found.origin if found is not None else None)
+    for key, part in loaded.items():
+        found = _find_inert(key) or (None if key in DISCARDED_PARTS else _find_inert(part))
+        if found is not None:
+            raise _refused(path, found.origin)
+    return {key: part for key, part in loaded.items() if key not in DISCARDED_PARTS}
 
 
 def generator_only(state_dict: dict) -> dict:
@@ -72,10 +145,27 @@ def generator_only(state_dict: dict) -> dict:
     return state_dict
 
 
+EXTRA_ARCHITECTURES_MISSING = "spandrel-extra-arches is not installed (pip install 'clearfill[models]')"
+
+
+def install_extra_architectures() -> bool:
+    """Add spandrel-extra-arches' architectures (MAT among them) to spandrel's registry, once;
+    False when the package is missing."""
+    try:
+        import spandrel
+        import spandrel_extra_arches
+    except ImportError:
+        return False
+    if not any(support.architecture.id == "MAT" for support in spandrel.MAIN_REGISTRY.architectures()):
+        spandrel_extra_arches.install()
+    return True
+
+
 def load_descriptor(path: Path, *, torchscript_trusted: bool = False):
     """A spandrel model descriptor (architecture detected from the weights), on the CPU, in eval mode."""
     from spandrel import ModelLoader, UnsupportedModelError
 
+    install_extra_architectures()
     state_dict = read_state_dict(path, torchscript_trusted=torchscript_trusted)
     try:
         descriptor = ModelLoader().load_from_state_dict(state_dict)

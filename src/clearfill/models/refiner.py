@@ -3,7 +3,9 @@
 
 Loads from a registry name, a Hugging Face repository id (token and HF_HOME
 respected, offline mode honoured), a local diffusers folder, or the single-file
-FLUX.1 Fill ``.safetensors`` ComfyUI users keep. Prompt embeddings are computed
+FLUX.1 Fill ``.safetensors`` ComfyUI users keep (the transformer alone: the text
+encoders, VAE, tokenizers and configs come from ``base``, a diffusers folder or the
+official repository in the Hugging Face cache, or from a ComfyUI install's files). Prompt embeddings are computed
 once per prompt and cached, after which FLUX's two text encoders are dropped:
 for the usual empty prompt they are never needed again.
 """
@@ -16,12 +18,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ModelLoadError, ModelNotAvailableError
+from ..errors import ClearfillError, ModelLoadError, ModelNotAvailableError
 from ..imaging import quantize
-from . import REGISTRY, store
-from .device import resolve_device
+from . import REGISTRY, comfyui, store
+from .device import FLUX_PRECISION, resolve_device
 
 OFFLOADS = ("none", "model", "sequential")
+FLUX_FILL_BASE = "black-forest-labs/FLUX.1-Fill-dev"
+# What a FLUX.1 Fill single file (the transformer alone) needs from elsewhere: folder -> what it is.
+FLUX_PARTS = {"text_encoder": "CLIP-L text encoder", "text_encoder_2": "T5-XXL text encoder", "vae": "VAE",
+              "tokenizer": "CLIP tokenizer", "tokenizer_2": "T5 tokenizer", "scheduler": "scheduler config",
+              "transformer": "transformer config"}
+WEIGHT_PARTS = ("text_encoder", "text_encoder_2", "vae")
 
 
 def _source_of(model: str) -> tuple[str, bool]:
@@ -38,28 +46,127 @@ def _source_of(model: str) -> tuple[str, bool]:
     raise ModelNotAvailableError(f"refiner model not found: {model} (a folder, a .safetensors file or a repo id)")
 
 
-def load_pipeline(model: str, *, dtype, token: str | None = None):
-    """A diffusers inpainting pipeline, on the CPU, in ``dtype``."""
+def _loading_error(model: str, exc: Exception, offline: bool) -> ClearfillError:
+    """diffusers, transformers and huggingface_hub raise their own types (some a bare
+    ``Exception``); each becomes clearfill's error with the first line of what they said."""
+    text = f"{type(exc).__name__}: {exc}"
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    if any(word in text for word in ("ConnectError", "Name or service not known", "ConnectionError",
+                                     "Temporary failure in name resolution", "timed out")):
+        return ModelNotAvailableError(f"cannot load refiner {model}: the Hugging Face Hub cannot be reached "
+                                      "(no network?); use a local diffusers folder or set HF_HUB_OFFLINE=1")
+    if isinstance(exc, OSError) or "local_files_only" in text or "LocalEntryNotFound" in text:
+        why = "offline mode is on and it is not in the Hugging Face cache" if offline else first
+        return ModelNotAvailableError(f"cannot load refiner {model}: {why}")
+    return ModelLoadError(f"cannot load refiner {model}: {first}")
+
+
+def load_pipeline(model: str, *, dtype, token: str | None = None, base: str = FLUX_FILL_BASE):
+    """A diffusers inpainting pipeline, on the CPU, in ``dtype``. ``base`` gives the parts a
+    FLUX.1 Fill single file lacks (a diffusers folder or a Hugging Face repository)."""
     import diffusers
 
     diffusers.utils.logging.disable_progress_bar()
+    install = comfyui.configured()
+    if model in REGISTRY and REGISTRY[model].kind == "refiner" and install and install.flux_fill:
+        model = str(install.flux_fill)  # the ComfyUI user's own FLUX.1 Fill file
     source, local = _source_of(model)
     offline = store.offline() or local
     kwargs = dict(torch_dtype=dtype, local_files_only=offline, token=token or os.environ.get("HF_TOKEN"))
     try:
         if source.endswith(".safetensors"):
-            return diffusers.FluxFillPipeline.from_single_file(source, **kwargs)
+            return _flux_fill_from_single_file(Path(source), base, install, dtype=dtype, token=kwargs["token"])
         index = Path(source) / "model_index.json"
         if local and index.is_file() and '"FluxFillPipeline"' in index.read_text():
             return diffusers.FluxFillPipeline.from_pretrained(source, **kwargs)
         if not local and "flux" in source.lower() and "fill" in source.lower():
             return diffusers.FluxFillPipeline.from_pretrained(source, **kwargs)
         return diffusers.AutoPipelineForInpainting.from_pretrained(source, **kwargs)
-    except OSError as exc:
-        why = "offline mode is on and it is not in the Hugging Face cache" if offline and not local else str(exc)
-        raise ModelNotAvailableError(f"cannot load refiner {model}: {why.splitlines()[0]}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelLoadError(f"{model} is not an inpainting pipeline diffusers can load: {exc}") from None
+    except ClearfillError:
+        raise
+    except Exception as exc:  # see _loading_error: the libraries' error types are not ours to list
+        raise _loading_error(model, exc, offline and not local) from None
+
+
+def _base_folder(base: str, token: str | None) -> Path:
+    """``base`` as a local folder: itself, or the Hugging Face cache's snapshot of the repository
+    (only its small and shared parts: never its transformer, which the single file replaces)."""
+    path = Path(base).expanduser()
+    if path.is_dir():
+        return path
+    if path.suffix or base.count("/") != 1:
+        raise ModelNotAvailableError(f"refine.base {base} is neither a diffusers folder nor a repository id")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(base, token=token, local_files_only=store.offline(),
+                                      allow_patterns=[f"{part}/*" for part in FLUX_PARTS if part != "transformer"]
+                                      + ["transformer/config.json", "model_index.json"]))
+    except Exception as exc:
+        raise _missing_parts(base, list(FLUX_PARTS), why=str(exc).splitlines()[0] if str(exc) else "") from None
+
+
+def _missing_parts(base: str, parts: list[str], why: str = "") -> ModelNotAvailableError:
+    names = ", ".join(FLUX_PARTS[part] for part in parts)
+    return ModelNotAvailableError(
+        f"the FLUX.1 Fill single file holds only the transformer; the rest of the pipeline is missing from "
+        f"{base} ({names}{'; ' + why if why else ''}): download it with `hf download {FLUX_FILL_BASE} "
+        f"--exclude 'transformer/*' 'flux1-fill-dev.safetensors'`, or set refine.base to a diffusers folder, "
+        f"or point CLEARFILL_COMFYUI_DIR at a ComfyUI install with clip_l, t5xxl and ae")
+
+
+def _has_weights(folder: Path) -> bool:
+    return folder.is_dir() and any(p.suffix in (".safetensors", ".bin") for p in folder.iterdir())
+
+
+def _flux_fill_from_single_file(file: Path, base: str, install, *, dtype, token: str | None):
+    """FLUX.1 Fill from its single-file transformer (Black Forest Labs' key layout, as
+    ComfyUI users keep it): the transformer through diffusers' single-file converter with
+    ``base``'s config, the other parts from ComfyUI's files where present, else from ``base``."""
+    import diffusers
+
+    folder = _base_folder(base, token)
+    overrides = _comfyui_parts(install, folder, dtype) if install else {}
+    missing = [part for part in FLUX_PARTS if part not in overrides and
+               not (_has_weights(folder / part) if part in WEIGHT_PARTS else
+                    (folder / part).is_dir() and any((folder / part).iterdir()))]
+    if missing:
+        raise _missing_parts(base, missing)
+    transformer = diffusers.FluxTransformer2DModel.from_single_file(
+        str(file), config=str(folder), subfolder="transformer", torch_dtype=dtype, local_files_only=True)
+    return diffusers.FluxFillPipeline.from_pretrained(str(folder), transformer=transformer, torch_dtype=dtype,
+                                                      local_files_only=True, **overrides)
+
+
+def _comfyui_parts(install, folder: Path, dtype) -> dict:
+    """The text encoders and VAE from a ComfyUI install's single files, built from ``folder``'s
+    configs (ComfyUI keeps ``clip_l`` and ``t5xxl`` in transformers' own key layout, and
+    ``ae`` in the original layout diffusers' single-file loader converts)."""
+    import diffusers
+    from transformers import CLIPTextModel, T5EncoderModel
+
+    parts = {}
+    if install.vae and (folder / "vae" / "config.json").is_file():
+        parts["vae"] = diffusers.AutoencoderKL.from_single_file(str(install.vae), config=str(folder), subfolder="vae",
+                                                                torch_dtype=dtype, local_files_only=True)
+    for part, file, model_class in (("text_encoder", install.clip_l, CLIPTextModel),
+                                    ("text_encoder_2", install.t5xxl, T5EncoderModel)):
+        if file and (folder / part / "config.json").is_file():
+            parts[part] = _encoder_from_file(model_class, folder / part, file, dtype)
+    return parts
+
+
+def _encoder_from_file(model_class, config_folder: Path, file: Path, dtype):
+    from safetensors.torch import load_file
+
+    encoder = model_class(model_class.config_class.from_pretrained(str(config_folder)))
+    state = load_file(str(file))
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    missing = [key for key in missing if not key.endswith("position_ids") and key != "encoder.embed_tokens.weight"]
+    if missing:
+        raise ModelLoadError(f"{file.name} does not fit {model_class.__name__} ({len(missing)} weights missing, "
+                             f"e.g. {missing[0]})")
+    return encoder.to(dtype).eval()
 
 
 class Refiner:
@@ -69,15 +176,24 @@ class Refiner:
     """
 
     def __init__(self, model: str, *, device: str = "auto", precision: str = "auto", offload: str = "none",
-                 token: str | None = None):
-        import torch
+                 token: str | None = None, base: str = FLUX_FILL_BASE):
+        self.device = resolve_device(device)
+        self.dtype = FLUX_PRECISION.dtype(precision, self.device)
+        self._place(load_pipeline(model, dtype=self.dtype, token=token, base=base), offload, label=model)
 
+    @classmethod
+    def from_pipeline(cls, pipeline, *, device: str = "auto", offload: str = "none", label: str = "pipeline"):
+        """A refiner around a diffusers pipeline built elsewhere (the GPU benchmark builds FLUX
+        at random weights in memory: 33 GB it would otherwise write and read back)."""
+        refiner = cls.__new__(cls)
+        refiner.device, refiner.dtype = resolve_device(device), pipeline.dtype
+        refiner._place(pipeline, offload, label=label)
+        return refiner
+
+    def _place(self, pipeline, offload: str, *, label: str) -> None:
         if offload not in OFFLOADS:
             raise ModelLoadError(f"unknown offload {offload!r}; choose from {', '.join(OFFLOADS)}")
-        self.device = resolve_device(device)
-        half = torch.bfloat16 if precision in ("auto", "bf16") else torch.float16
-        dtype = torch.float32 if self.device == "cpu" or precision == "fp32" else half
-        self.pipeline = load_pipeline(model, dtype=dtype, token=token)
+        self.pipeline = pipeline
         self.pipeline.set_progress_bar_config(disable=True)
         self.is_flux = type(self.pipeline).__name__.startswith("Flux")
         if offload == "model" and self.device != "cpu":
@@ -86,7 +202,7 @@ class Refiner:
             self.pipeline.enable_sequential_cpu_offload(device=self.device)
         else:
             self.pipeline.to(self.device)
-        self.label = model
+        self.label = label
         self._embeddings: dict[str, tuple] = {}
 
     def _prompt_embeddings(self, prompt: str) -> dict:

@@ -1,7 +1,7 @@
 """The registry of known model files: where to get them and how to check them.
 
-Checksums are the published ones where a publisher gives one (big-lama.pt's MD5
-comes from IOPaint, which distributes it). Where none is published the entry has
+Checksums are the published ones: big-lama.pt's and MAT's MD5 come from IOPaint,
+which distributes both; the MoSR upscaler's SHA-256 from its OpenModelDB entry. Where none is published the entry has
 none, and the manager records the SHA-256 it downloaded, so later runs detect a
 file that changed; such files are never trusted to run code (TorchScript).
 """
@@ -60,6 +60,7 @@ REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in [
         kind="remover",
         filename="Places_512_FullData_G.pth",
         urls=("https://github.com/Sanster/models/releases/download/add_mat/Places_512_FullData_G.pth",),
+        md5="8ca927835fa3f5e21d65ffcb165377ed",  # IOPaint's MAT_MODEL_MD5
         size_mb=413,
         license="see source (research code; check its terms before commercial use)",
         source="https://github.com/fenglinglwb/MAT",
@@ -71,8 +72,9 @@ REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in [
         filename="2x-AnimeSharpV2_MoSR_Sharp.pth",
         urls=("https://github.com/Kim2091/Kim2091-Models/releases/download/2x-AnimeSharpV2_Set/"
               "2x-AnimeSharpV2_MoSR_Sharp.pth",),
-        size_mb=18,
-        license="see source (CC BY-NC-SA 4.0 per OpenModelDB at the time of writing)",
+        sha256="5a69d1c681aef2251802e69131631868b451c3874e0afb46f55bd6cc820e6400",  # OpenModelDB's entry
+        size_mb=17.3,
+        license="CC-BY-NC-SA-4.0 (per OpenModelDB)",
         source="https://openmodeldb.info/models/2x-AnimeSharpV2-MoSR-Sharp",
         summary="2x MoSR super-resolution, the reference workflow's upscaler",
     ),

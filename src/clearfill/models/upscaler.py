@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from . import locate
-from .device import resolve_device, resolve_dtype
+from .device import resolve_device, spandrel_precision
 from .loading import load_descriptor
 
 
@@ -78,7 +78,7 @@ class Upscaler:
         if not isinstance(descriptor, ImageModelDescriptor) or descriptor.input_channels != 3:
             raise ModelLoadError(f"{model_file.label} is not a 3-channel image-to-image (super-resolution) model")
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(precision, self.device, descriptor.supports_half, descriptor.supports_bfloat16)
+        self.dtype = spandrel_precision(descriptor, model_file.label).dtype(precision, self.device)
         descriptor.to(self.device)
         descriptor.model.to(dtype=self.dtype)
         self.descriptor = descriptor

@@ -11,13 +11,14 @@ on huge inputs, and its memory grows with the area it sees.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from .. import imaging, models
 from ..errors import ModelLoadError, ModelNotAvailableError, ChecksumError
-from ..models.device import resolve_device, resolve_dtype
+from ..models.device import LAMA_PRECISION, PrecisionPolicy, resolve_device, spandrel_precision
 from ..models.loading import load_descriptor
 from .base import register
 
@@ -30,7 +31,7 @@ class LamaConfig:
     region_max_fraction: float = 0.75  # below the trigger, run per region when the regions cover at most
     # this fraction of the frame (computing less is the only real CPU speed-up; 0 disables)
     max_side: int = 0  # if > 0, downscale any input whose long side exceeds it (a resize limit)
-    precision: str = "auto"  # auto (fp32 on CPU, half on GPU where supported), fp32, fp16, bf16
+    precision: str = "auto"  # LaMa and MAT run fp32 everywhere (models.device says why); others per spandrel
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU
 
@@ -64,9 +65,35 @@ def region_boxes(hole: np.ndarray, margin: int) -> list[tuple[int, int, int, int
     return sorted(boxes, key=lambda box: (box[1], box[0]))
 
 
+def to_channels_last(model) -> None:
+    """NHWC layout for every 4-D weight; other ranks (MAT's 5-D modulated weights) stay as
+    they are, where ``model.to(memory_format=...)`` would refuse the whole model."""
+    import torch
+
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+
+
+@dataclass(frozen=True)
+class ArchitectureSupport:
+    """How one spandrel inpainting architecture is run: its precision policy, whether its
+    output survives the NHWC layout, and ``prepare(descriptor, device, dtype)``, which
+    fixes what the port leaves undone and returns ``forward(pixels, mask)``."""
+
+    precision: PrecisionPolicy
+    channels_last: bool = True
+    prepare: Callable = lambda descriptor, device, dtype: descriptor
+
+
+# By spandrel's architecture id; other modules add theirs (removers/mat.py adds MAT).
+ARCHITECTURES: dict[str, ArchitectureSupport] = {"LaMa": ArchitectureSupport(LAMA_PRECISION)}
+
+
 class LamaRemover:
+    """A spandrel inpainting model (LaMa, MAT or any ``MaskedImageModelDescriptor``) as a remover."""
+
     def __init__(self, config: LamaConfig, device: str = "auto"):
-        import torch
         from spandrel import MaskedImageModelDescriptor
 
         self.config = config
@@ -75,13 +102,16 @@ class LamaRemover:
         descriptor = load_descriptor(model_file.path, torchscript_trusted=model_file.checksum_matches)
         if not isinstance(descriptor, MaskedImageModelDescriptor):
             raise ModelLoadError(f"{model_file.label} is a {descriptor.architecture.name} model, not an inpainting model")
-        self.dtype = resolve_dtype(config.precision, self.device, descriptor.supports_half,
-                                   descriptor.supports_bfloat16)
+        name = descriptor.architecture.id
+        support = ARCHITECTURES.get(name) or ArchitectureSupport(spandrel_precision(descriptor, name))
+        self.dtype = support.precision.dtype(config.precision, self.device)
         descriptor.to(self.device)
         descriptor.model.to(dtype=self.dtype)
-        if config.channels_last:
-            descriptor.model.to(memory_format=torch.channels_last)
+        self.channels_last = config.channels_last and support.channels_last
+        if self.channels_last:
+            to_channels_last(descriptor.model)
         self.descriptor = descriptor
+        self._forward = support.prepare(descriptor, self.device, self.dtype)
         self.label = model_file.label
 
     def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -124,10 +154,10 @@ class LamaRemover:
             with torch.inference_mode():
                 pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
                 mask = torch.from_numpy(hole.astype(np.float32))[None, None]
-                layout = torch.channels_last if self.config.channels_last else torch.contiguous_format
+                layout = torch.channels_last if self.channels_last else torch.contiguous_format
                 pixels = pixels.to(self.device, self.dtype).contiguous(memory_format=layout)
                 mask = mask.to(self.device, self.dtype).contiguous(memory_format=layout)
-                result = self.descriptor(pixels, mask)
+                result = self._forward(pixels, mask)
                 return result[0].float().clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
         finally:
             torch.set_num_threads(threads)

@@ -13,6 +13,7 @@ from ..pipeline import Stage, StageSkipped, State
 @dataclass(frozen=True)
 class RefineConfig:
     model: str | None = None  # registry name, HF repo id, diffusers folder or FLUX Fill .safetensors; None: off
+    base: str = "black-forest-labs/FLUX.1-Fill-dev"  # a single file's other parts: a diffusers folder or repo id
     strength: float = 0.8  # 1.0 regenerates from noise; 0.8 polishes the removed fill
     steps: int = 20
     guidance: float = 30.0
@@ -48,7 +49,7 @@ class RefineStage(Stage):
         def load():
             from ..models.refiner import Refiner
 
-            return Refiner(cfg.model, device=device, precision=cfg.precision, offload=cfg.offload)
+            return Refiner(cfg.model, device=device, precision=cfg.precision, offload=cfg.offload, base=cfg.base)
 
         return load_optional(load, what=f"refiner {cfg.model}", setting="refine.on_cpu", device=device,
                              allow_cpu=cfg.on_cpu, fallback=cfg.fallback, warn_on_cpu=True)
