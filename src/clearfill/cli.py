@@ -5,6 +5,7 @@ items failed, 1 for anything unexpected, 130 for Ctrl+C."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -57,6 +58,7 @@ def _add_remove(commands) -> None:
     p.add_argument("--max-pixels", type=int, default=io.DEFAULT_MAX_PIXELS,
                    help="refuse larger images before decoding them (default: %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true", help="print each stage's time and what it did")
+    _add_comfyui_dir(p)
     p.set_defaults(handler=_run_remove)
 
 
@@ -119,6 +121,7 @@ def _save_stages(result, folder: Path) -> None:
 
 def _add_batch(commands) -> None:
     p = commands.add_parser("batch", help="remove objects from many images (folders, manifests; local or Ray)")
+    _add_comfyui_dir(p)
     p.add_argument("input", help="folder of images, or a manifest (.csv/.jsonl with image, mask, output)")
     p.add_argument("--masks", help="folder of masks matched by name, or one mask file for every image")
     p.add_argument("--output", "-o", help="output folder (keeps the input's relative structure)")
@@ -168,6 +171,7 @@ def _run_batch(args) -> int:
 
 def _add_serve(commands) -> None:
     p = commands.add_parser("serve", help="run the HTTP API (OpenAPI docs at /docs)")
+    _add_comfyui_dir(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--preset", default="offline", choices=sorted(PRESETS), help="default preset of requests")
@@ -191,10 +195,19 @@ def _run_serve(args) -> int:
     return EXIT_OK
 
 
+def _add_comfyui_dir(parser) -> None:
+    parser.add_argument("--comfyui-dir", type=Path, metavar="DIR",
+                        help="a ComfyUI folder whose models to use (FLUX Fill, clip_l, t5xxl, ae, upscale models, "
+                             "big-lama); default: $CLEARFILL_COMFYUI_DIR")
+
+
 def _add_models(commands) -> None:
     p = commands.add_parser("models", help="list, download and verify model weights")
     verbs = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    verbs.add_parser("list", help="every known model: kind, size, licence, downloaded?").set_defaults(handler=_models_list)
+    listing = verbs.add_parser("list", help="every known model: kind, size, licence, downloaded? and a ComfyUI "
+                                            "install's files")
+    _add_comfyui_dir(listing)
+    listing.set_defaults(handler=_models_list)
     download = verbs.add_parser("download", help="download a model into the cache (resumes, verifies)")
     download.add_argument("name")
     download.add_argument("--force", action="store_true", help="download again even if present")
@@ -208,7 +221,7 @@ def _add_models(commands) -> None:
 
 
 def _models_list(args) -> int:
-    from .models import REGISTRY, store
+    from .models import REGISTRY, comfyui, store
 
     print(f"{'name':<28} {'kind':<9} {'size':>8}  {'downloaded':<10}  licence")
     for model in REGISTRY.values():
@@ -216,6 +229,12 @@ def _models_list(args) -> int:
         print(f"{model.name:<28} {model.kind:<9} {size:>8}  {'yes' if store.is_downloaded(model) else 'no':<10}  "
               f"{model.license}")
     print(f"cache: {store.cache_dir()}" + ("  (offline mode)" if store.offline() else ""))
+    install = comfyui.configured()
+    if install is not None:
+        found = install.found()
+        print(f"ComfyUI models: {install.folder}" + ("" if found else " (none of the reference workflow's files)"))
+        for role, path in found:
+            print(f"  {role:<24} {path.relative_to(install.folder)}")
     return EXIT_OK
 
 
@@ -257,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "comfyui_dir", None) is not None:
+        from .models.comfyui import ENVIRONMENT_VARIABLE
+
+        os.environ[ENVIRONMENT_VARIABLE] = str(args.comfyui_dir)
     try:
         return args.handler(args)
     except ClearfillError as exc:

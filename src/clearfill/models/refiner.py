@@ -13,6 +13,7 @@ for the usual empty prompt they are never needed again.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,10 @@ def load_pipeline(model: str, *, dtype, token: str | None = None, base: str = FL
     """A diffusers inpainting pipeline, on the CPU, in ``dtype``. ``base`` gives the parts a
     FLUX.1 Fill single file lacks (a diffusers folder or a Hugging Face repository)."""
     import diffusers
+    import transformers
 
     diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
     install = comfyui.configured()
     if model in REGISTRY and REGISTRY[model].kind == "refiner" and install and install.flux_fill:
         model = str(install.flux_fill)  # the ComfyUI user's own FLUX.1 Fill file
@@ -74,18 +77,27 @@ def load_pipeline(model: str, *, dtype, token: str | None = None, base: str = FL
     offline = store.offline() or local
     kwargs = dict(torch_dtype=dtype, local_files_only=offline, token=token or os.environ.get("HF_TOKEN"))
     try:
-        if source.endswith(".safetensors"):
-            return _flux_fill_from_single_file(Path(source), base, install, dtype=dtype, token=kwargs["token"])
-        index = Path(source) / "model_index.json"
-        if local and index.is_file() and '"FluxFillPipeline"' in index.read_text():
-            return diffusers.FluxFillPipeline.from_pretrained(source, **kwargs)
-        if not local and "flux" in source.lower() and "fill" in source.lower():
-            return diffusers.FluxFillPipeline.from_pretrained(source, **kwargs)
-        return diffusers.AutoPipelineForInpainting.from_pretrained(source, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # the libraries' own deprecations: not the user's to act on
+            return _load(source, local, kwargs, base, install)
     except ClearfillError:
         raise
     except Exception as exc:  # see _loading_error: the libraries' error types are not ours to list
         raise _loading_error(model, exc, offline and not local) from None
+
+
+def _load(source: str, local: bool, kwargs: dict, base: str, install):
+    import diffusers
+
+    if source.endswith(".safetensors"):
+        return _flux_fill_from_single_file(Path(source), base, install, dtype=kwargs["torch_dtype"],
+                                           token=kwargs["token"])
+    index = Path(source) / "model_index.json"
+    if local and index.is_file() and '"FluxFillPipeline"' in index.read_text():
+        return diffusers.FluxFillPipeline.from_pretrained(source, **kwargs)
+    if not local and "flux" in source.lower() and "fill" in source.lower():
+        return diffusers.FluxFillPipeline.from_pretrained(source, **kwargs)
+    return diffusers.AutoPipelineForInpainting.from_pretrained(source, **kwargs)
 
 
 def _base_folder(base: str, token: str | None) -> Path:
