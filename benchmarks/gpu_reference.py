@@ -139,8 +139,8 @@ def main() -> None:
             start = time.perf_counter()
             flux = build_flux(args.tiny, device)
             params = sum(p.numel() for p in flux.transformer.parameters()) / 1e9
-            print(f"built FLUX.1 Fill ({params:.2f} B transformer, {flux.dtype}) in {time.perf_counter() - start:.1f} s",
-                  flush=True)
+            seconds = time.perf_counter() - start
+            print(f"built FLUX.1 Fill ({params:.2f} B transformer, {flux.dtype}) in {seconds:.1f} s", flush=True)
             if offload != "none":
                 flux.to("cpu")  # offloading starts from the CPU
             refine.refiner = Refiner.from_pipeline(flux, device=device, offload=offload,

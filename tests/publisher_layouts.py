@@ -159,7 +159,8 @@ def diffusers_to_bfl(state: dict) -> dict:
         for kind in ("weight", "bias"):
             pairs = {"norm1.linear": "img_mod.lin", "norm1_context.linear": "txt_mod.lin",
                      "ff.net.0.proj": "img_mlp.0", "ff.net.2": "img_mlp.2", "ff_context.net.0.proj": "txt_mlp.0",
-                     "ff_context.net.2": "txt_mlp.2", "attn.to_out.0": "img_attn.proj", "attn.to_add_out": "txt_attn.proj"}
+                     "ff_context.net.2": "txt_mlp.2", "attn.to_out.0": "img_attn.proj",
+                     "attn.to_add_out": "txt_attn.proj"}
             for a, b in pairs.items():
                 out[f"{theirs}{b}.{kind}"] = state[f"{ours}{a}.{kind}"]
             out[f"{theirs}img_attn.qkv.{kind}"] = torch.cat([state[f"{ours}attn.to_{x}.{kind}"] for x in "qkv"])

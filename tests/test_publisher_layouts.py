@@ -230,12 +230,14 @@ def flux_layouts(tmp_path_factory):
     for sub in ("unet", "clip", "vae", "upscale_models", "inpaint"):
         (comfy / sub).mkdir(parents=True)
     shutil.copy(single, comfy / "unet" / "flux1-fill-dev.safetensors")
-    save_file(CLIPTextModel.from_pretrained(folder / "text_encoder").state_dict(), str(comfy / "clip" / "clip_l.safetensors"))
+    clip = CLIPTextModel.from_pretrained(folder / "text_encoder")
+    save_file(clip.state_dict(), str(comfy / "clip" / "clip_l.safetensors"))
     t5 = {k: v.contiguous() for k, v in T5EncoderModel.from_pretrained(folder / "text_encoder_2").state_dict().items()
           if k != "encoder.embed_tokens.weight"}  # tied to shared.weight; the file keeps one copy
     save_file(t5, str(comfy / "clip" / "t5xxl_fp16.safetensors"))
     vae = AutoencoderKL.from_pretrained(folder / "vae")
-    save_file(diffusers_vae_to_bfl(vae.state_dict(), len(vae.config.down_block_types)), str(comfy / "vae" / "ae.safetensors"))
+    levels = len(vae.config.down_block_types)
+    save_file(diffusers_vae_to_bfl(vae.state_dict(), levels), str(comfy / "vae" / "ae.safetensors"))
     return {"diffusers": folder, "single": single, "base": base, "configs_only": configs_only, "comfyui": comfy.parent}
 
 
@@ -272,7 +274,8 @@ def _error_line(stderr: str) -> str:
 def test_a_single_file_without_the_rest_names_what_is_missing(flux_layouts, tmp_path, capsys):
     image, mask = _picture(tmp_path)
     code = cli_main(["remove", str(image), "--mask", str(mask), "-o", str(tmp_path / "o.png"), "--preset", "fast",
-                     *_refine_args(str(flux_layouts["single"]), "--set", f"refine.base={flux_layouts['configs_only']}")])
+                     *_refine_args(str(flux_layouts["single"]),
+                                   "--set", f"refine.base={flux_layouts['configs_only']}")])
     err = _error_line(capsys.readouterr().err)
     assert code == 2
     assert "CLIP-L text encoder, T5-XXL text encoder, VAE" in err and "hf download" in err
@@ -328,7 +331,8 @@ def comfyui(flux_layouts, lama_state, monkeypatch):
         with torch.no_grad():
             traced = torch.jit.trace(model, (torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)), check_trace=False)
         traced.save(str(lama_file))
-        torch.save(MoSR(upscale=2, n_block=2, dim=16).state_dict(), models / "upscale_models" / "2x-AnimeSharpV2_MoSR_Sharp.pth")
+        torch.save(MoSR(upscale=2, n_block=2, dim=16).state_dict(),
+                   models / "upscale_models" / "2x-AnimeSharpV2_MoSR_Sharp.pth")
     monkeypatch.setitem(REGISTRY, "big-lama", REGISTRY["big-lama"].__class__(
         **{**REGISTRY["big-lama"].__dict__, "md5": hashlib.md5(lama_file.read_bytes()).hexdigest()}))
     monkeypatch.setenv("CLEARFILL_COMFYUI_DIR", str(flux_layouts["comfyui"]))
@@ -357,7 +361,7 @@ def test_comfyui_files_are_used_for_registry_names(comfyui, flux_layouts, lama_s
 
 
 def test_the_comfyui_folder_may_be_given_on_the_command_line(flux_layouts, monkeypatch, capsys):
-    monkeypatch.delenv("CLEARFILL_COMFYUI_DIR", raising=False)
+    monkeypatch.setenv("CLEARFILL_COMFYUI_DIR", "")  # the CLI sets it from --comfyui-dir; undone after the test
     assert cli_main(["models", "list", "--comfyui-dir", str(flux_layouts["comfyui"])]) == 0
     assert "flux1-fill-dev.safetensors" in capsys.readouterr().out
 

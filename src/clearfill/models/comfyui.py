@@ -64,7 +64,8 @@ def scan(root: Path) -> ComfyUIModels:
         if upscale_folder.is_dir() else ()
     return ComfyUIModels(
         folder=folder,
-        flux_fill=_first(folder, ("unet", "diffusion_models"), ("flux1-fill-dev*.safetensors", "flux1-fill*.safetensors")),
+        flux_fill=_first(folder, ("unet", "diffusion_models"),
+                         ("flux1-fill-dev*.safetensors", "flux1-fill*.safetensors")),
         clip_l=_first(folder, encoders, ("clip_l.safetensors", "clip_l*.safetensors")),
         # fp16 first: the fp8 "scaled" T5 files need ComfyUI's own dequantisation
         t5xxl=_first(folder, encoders, ("t5xxl_fp16.safetensors", "t5xxl*.safetensors")),

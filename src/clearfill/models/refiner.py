@@ -106,7 +106,7 @@ def _base_folder(base: str, token: str | None) -> Path:
     path = Path(base).expanduser()
     if path.is_dir():
         return path
-    if path.suffix or base.count("/") != 1:
+    if base.count("/") != 1 or base.startswith((".", "/", "~")) or base.endswith(".safetensors"):
         raise ModelNotAvailableError(f"refine.base {base} is neither a diffusers folder nor a repository id")
     from huggingface_hub import snapshot_download
 
