@@ -223,7 +223,11 @@ class Refiner:
         if prompt not in self._embeddings:
             if self.pipeline.text_encoder is None:
                 raise ModelLoadError(f"prompt {prompt!r} was not encoded before the text encoders were released")
-            embeds, pooled, _ = self.pipeline.encode_prompt(prompt=prompt, prompt_2=prompt, device=self.device)
+            import torch
+
+            with torch.no_grad():  # outside the pipeline's own no_grad: without this the cached
+                # embeddings would keep T5's autograd graph, and with it its weights, alive (13 GiB on a GPU)
+                embeds, pooled, _ = self.pipeline.encode_prompt(prompt=prompt, prompt_2=prompt, device=self.device)
             self._embeddings[prompt] = (embeds, pooled)
             if prompt == "":
                 self.pipeline.text_encoder = self.pipeline.text_encoder_2 = None
