@@ -5,9 +5,9 @@ Loads from a registry name, a Hugging Face repository id (token and HF_HOME
 respected, offline mode honoured), a local diffusers folder, or the single-file
 FLUX.1 Fill ``.safetensors`` ComfyUI users keep (the transformer alone: the text
 encoders, VAE, tokenizers and configs come from ``base``, a diffusers folder or the
-official repository in the Hugging Face cache, or from a ComfyUI install's files). Prompt embeddings are computed
-once per prompt and cached, after which FLUX's two text encoders are dropped:
-for the usual empty prompt they are never needed again.
+official repository in the Hugging Face cache, or from a ComfyUI install's files).
+Prompt embeddings are computed once per prompt and cached, after which FLUX's two
+text encoders are dropped: for the usual empty prompt they are never needed again.
 """
 
 from __future__ import annotations
@@ -127,8 +127,10 @@ def _missing_parts(base: str, parts: list[str], why: str = "") -> ModelNotAvaila
         f"or point CLEARFILL_COMFYUI_DIR at a ComfyUI install with clip_l, t5xxl and ae")
 
 
-def _has_weights(folder: Path) -> bool:
-    return folder.is_dir() and any(p.suffix in (".safetensors", ".bin") for p in folder.iterdir())
+def _part_present(folder: Path, part: str) -> bool:
+    """Whether ``folder`` holds ``part``: its weights for the models, any file for the others."""
+    suffixes = (".safetensors", ".bin") if part in WEIGHT_PARTS else None
+    return (folder / part).is_dir() and any(not suffixes or p.suffix in suffixes for p in (folder / part).iterdir())
 
 
 def _flux_fill_from_single_file(file: Path, base: str, install, *, dtype, token: str | None):
@@ -139,9 +141,7 @@ def _flux_fill_from_single_file(file: Path, base: str, install, *, dtype, token:
 
     folder = _base_folder(base, token)
     overrides = _comfyui_parts(install, folder, dtype) if install else {}
-    missing = [part for part in FLUX_PARTS if part not in overrides and
-               not (_has_weights(folder / part) if part in WEIGHT_PARTS else
-                    (folder / part).is_dir() and any((folder / part).iterdir()))]
+    missing = [part for part in FLUX_PARTS if part not in overrides and not _part_present(folder, part)]
     if missing:
         raise _missing_parts(base, missing)
     transformer = diffusers.FluxTransformer2DModel.from_single_file(
@@ -173,7 +173,7 @@ def _encoder_from_file(model_class, config_folder: Path, file: Path, dtype):
 
     encoder = model_class(model_class.config_class.from_pretrained(str(config_folder)))
     state = load_file(str(file))
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    missing, _ = encoder.load_state_dict(state, strict=False)
     missing = [key for key in missing if not key.endswith("position_ids") and key != "encoder.embed_tokens.weight"]
     if missing:
         raise ModelLoadError(f"{file.name} does not fit {model_class.__name__} ({len(missing)} weights missing, "
