@@ -37,6 +37,11 @@ def make_folder(root: Path, count: int, corrupt=(), missing_mask=(), subfolders=
     return images, masks
 
 
+def visible(folder: Path) -> list[Path]:
+    """A folder's entries, without the batch ledger and other hidden files."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def read_report(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -66,24 +71,24 @@ def test_all_ok_exits_0_and_format_option(tmp_path):
     images, masks = make_folder(tmp_path, 3, subfolders=False)
     out = tmp_path / "out"
     assert main(["batch", str(images), "--masks", str(masks), "-o", str(out), "--format", "jpg", *FAST]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["photo000.jpg", "photo001.jpg", "photo002.jpg"]
+    assert [p.name for p in visible(out)] == ["photo000.jpg", "photo001.jpg", "photo002.jpg"]
 
 
 def test_single_mask_for_every_image_and_manifests(tmp_path):
     images, masks = make_folder(tmp_path, 3, subfolders=False)
     out = tmp_path / "out"
     assert main(["batch", str(images), "--masks", str(masks / "photo000.png"), "-o", str(out), *FAST]) == 0
-    assert len(list(out.iterdir())) == 3
+    assert len(visible(out)) == 3
     manifest = tmp_path / "list.csv"
     manifest.write_text("image,mask,output\n" + "".join(
         f"images/photo00{i}.png,masks/photo00{i}.png,from-csv/{i}.png\n" for i in range(3)))
     assert main(["batch", str(manifest), *FAST]) == 0
-    assert sorted(p.name for p in (tmp_path / "from-csv").iterdir()) == ["0.png", "1.png", "2.png"]
+    assert [p.name for p in visible(tmp_path / "from-csv")] == ["0.png", "1.png", "2.png"]
     jsonl = tmp_path / "list.jsonl"
     jsonl.write_text("".join(json.dumps({"image": f"images/photo00{i}.png", "mask": f"masks/photo00{i}.png"}) + "\n"
                              for i in range(2)))
     assert main(["batch", str(jsonl), "-o", str(tmp_path / "from-jsonl"), *FAST]) == 0
-    assert len(list((tmp_path / "from-jsonl").iterdir())) == 2
+    assert len(visible(tmp_path / "from-jsonl")) == 2
 
 
 def test_resume_skips_finished_items(tmp_path):
@@ -113,7 +118,7 @@ def test_a_killed_run_resumes_to_the_same_outputs_as_a_clean_run(tmp_path):
     assert 5 <= finished < 24, "the kill should land mid-run"
     assert subprocess.run([*command, "--resume"], capture_output=True).returncode == 0
     names = sorted(p.name for p in clean.iterdir())
-    assert sorted(p.name for p in resumed.iterdir()) == names  # no stray temp files either
+    assert sorted(p.name for p in resumed.iterdir()) == names  # no stray temp files either (the ledgers match)
     for name in names:
         assert (resumed / name).read_bytes() == (clean / name).read_bytes(), name
 
@@ -131,7 +136,7 @@ def test_ctrl_c_stops_after_the_items_in_flight(tmp_path, workers):
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130 and "interrupted" in err
-    outputs = sorted(p.name for p in out.iterdir())
+    outputs = [p.name for p in visible(out)]
     reported = sorted(Path(r["output"]).name for r in read_report(report) if r["status"] == "ok")
     assert outputs == reported  # every finished item is both written and reported, nothing half-done
     assert len(outputs) < 40
@@ -153,3 +158,124 @@ def test_ray_engine_gives_byte_identical_outputs(tmp_path, capfd):
     assert len(list(distributed.rglob("*.png"))) == 5
     printed = "".join(capfd.readouterr())
     assert "Running Dataset" not in printed and "Starting execution" not in printed  # Ray Data's INFO chatter
+
+
+# ----------------------------------------------------------------------------- what a batch may never do
+
+
+def snapshot(*folders: Path) -> dict:
+    return {path: path.read_bytes() for folder in folders for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def batch_error(capsys, argv: list[str]) -> str:
+    code = main([*argv, *FAST])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("clearfill: error: "), err
+    return lines[0]
+
+
+def test_a_batch_into_its_own_input_folder_is_refused_before_any_work(tmp_path, capsys):
+    images, masks = make_folder(tmp_path, 5)
+    before = snapshot(images, masks)
+    message = batch_error(capsys, ["batch", str(images), "--masks", str(masks), "-o", str(images)])
+    assert "would overwrite its own input" in message and "(and 2 more)" in message  # 5 images
+    message = batch_error(capsys, ["batch", str(images), "--masks", str(masks), "-o", str(masks), "--overwrite"])
+    assert "photo001.png is the mask" in message
+    assert snapshot(images, masks) == before
+    # a link in the output folder that points at an input counts as that input
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "photo001.png").symlink_to(images / "photo001.png")
+    message = batch_error(capsys, ["batch", str(images), "--masks", str(masks), "-o", str(out), "--overwrite"])
+    assert "photo001.png is the image" in message
+    assert snapshot(images, masks) == before
+
+
+@pytest.mark.parametrize("row_output, fragment", [
+    ("images/photo000.png", "would overwrite its own input"),
+    ("masks/photo001.png", "would overwrite its own input"),
+    ("list.csv", "is the manifest"),
+    ("../../escape.png", "must lie inside the output folder"),
+    ("{outside}/abs.png", "must lie inside the output folder"),
+    ("file://{outside}/uri.png", "must lie inside the output folder"),
+    ("s3://bucket/out.png", "must lie inside the output folder"),
+])
+def test_manifest_outputs_that_are_inputs_or_outside_the_root_are_refused(tmp_path, capsys, row_output, fragment):
+    images, masks = make_folder(tmp_path / "data", 3, subfolders=False)
+    outside = tmp_path / "elsewhere"
+    manifest = tmp_path / "data" / "list.csv"
+    rows = [f"images/photo00{i}.png,masks/photo00{i}.png,out/{i}.png" for i in range(3)]
+    rows[1] = f"images/photo001.png,masks/photo001.png,{row_output.format(outside=outside)}"
+    manifest.write_text("image,mask,output\n" + "\n".join(rows) + "\n")
+    before = snapshot(tmp_path)
+    message = batch_error(capsys, ["batch", str(manifest)])
+    assert fragment in message
+    assert snapshot(tmp_path) == before  # nothing written, not even the items before the bad row
+    assert not outside.exists()
+
+
+def test_manifest_outputs_are_relative_to_the_output_folder_when_one_is_given(tmp_path, capsys):
+    images, masks = make_folder(tmp_path, 2, subfolders=False)
+    manifest = tmp_path / "list.jsonl"
+    manifest.write_text("".join(json.dumps({"image": f"images/photo00{i}.png", "mask": f"masks/photo00{i}.png",
+                                            "output": f"sub/{i}.png"}) + "\n" for i in range(2)))
+    out = tmp_path / "out"
+    assert main(["batch", str(manifest), "-o", str(out), *FAST]) == 0
+    assert [p.name for p in visible(out / "sub")] == ["0.png", "1.png"]
+
+
+def test_two_items_for_one_output_are_refused(tmp_path, capsys):
+    images, masks = make_folder(tmp_path, 2, subfolders=False)
+    Image.open(images / "photo000.png").save(images / "photo000.jpg", quality=95)
+    message = batch_error(capsys, ["batch", str(images), "--masks", str(masks), "-o", str(tmp_path / "out"),
+                                   "--format", "png"])
+    assert "two items would be written to one output" in message and "photo000.jpg" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_files_are_replaced_only_when_they_are_this_batchs_own(tmp_path, capsys):
+    images, masks = make_folder(tmp_path, 3, subfolders=False)
+    out = tmp_path / "out"
+    argv = ["batch", str(images), "--masks", str(masks), "-o", str(out)]
+    assert main([*argv, *FAST]) == 0
+    first = snapshot(out)
+    assert main([*argv, *FAST]) == 0  # the same batch again replaces its own results without asking
+    assert {p.name for p in first} == {p.name for p in snapshot(out)}
+    # a file the batch did not write: an item with another mask, then a stranger's file
+    assert main(["batch", str(images), "--masks", str(masks / "photo000.png"), "-o", str(out), *FAST]) == 2
+    assert "outputs exist that this batch did not write" in capsys.readouterr().err
+    (out / "photo001.png").write_bytes(b"the user's own file")
+    (out / "photo001.png").touch()
+    ours = Path(out / ".clearfill-batch.jsonl").read_text()
+    (out / ".clearfill-batch.jsonl").write_text("\n".join(line for line in ours.splitlines()
+                                                           if "photo001" not in line) + "\n")
+    message = batch_error(capsys, argv)
+    assert "did not write" in message and "photo001.png" in message and "--overwrite" in message
+    assert (out / "photo001.png").read_bytes() == b"the user's own file"
+    assert main([*argv, "--resume", *FAST]) == 0  # resume keeps it
+    assert (out / "photo001.png").read_bytes() == b"the user's own file"
+    assert main([*argv, "--overwrite", *FAST]) == 0
+    assert (out / "photo001.png").read_bytes() == first[out / "photo001.png"]
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(tmp_path):
+    images, masks = make_folder(tmp_path, 3, subfolders=False)
+    out = images / "clean"
+    for _ in range(2):
+        assert main(["batch", str(images), "--masks", str(masks), "-o", str(out), *FAST]) == 0
+    assert [p.name for p in visible(out)] == [
+        "photo000.png", "photo001.png", "photo002.png"]
+
+
+def test_a_report_or_output_folder_that_cannot_be_written_fails_before_the_work(tmp_path, capsys):
+    images, masks = make_folder(tmp_path, 2, subfolders=False)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    message = batch_error(capsys, ["batch", str(images), "--masks", str(masks), "-o", str(blocker / "out")])
+    assert "cannot write to the output folder" in message
+    message = batch_error(capsys, ["batch", str(images), "--masks", str(masks), "-o", str(tmp_path / "out"),
+                                   "--report", str(images / "photo000.png")])
+    assert "the report must be a file of its own" in message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.png"))

@@ -70,7 +70,12 @@ def test_save_stages_writes_every_stage_picture_and_a_sheet(capsys, files, tmp_p
     ("bad_extension", "cannot tell the output format"),
     ("bad_set", "crop: unknown parameter 'width'"),
     ("bad_remover", "unknown remover 'magic'"),
-    ("output_is_input", "is the input file; pass --overwrite"),
+    ("output_is_input", "is the image file; clearfill never replaces its input"),
+    ("output_is_mask", "is the mask file; clearfill never replaces its input"),
+    ("output_is_a_link_to_the_image", "is the image file"),
+    ("output_is_a_folder", "it is a folder"),
+    ("output_under_a_file", "is a file, not a folder"),
+    ("stages_is_a_file", "cannot write the folder"),
 ])
 def test_bad_input_gives_exit_2_and_one_line(capsys, files, tmp_path, problem, fragment):
     image, mask = files
@@ -103,13 +108,26 @@ def test_bad_input_gives_exit_2_and_one_line(capsys, files, tmp_path, problem, f
         extra = ["--remover", "magic"]
     elif problem == "output_is_input":
         out = image
-    before = image.read_bytes() if image.exists() else None
+    elif problem == "output_is_mask":
+        out = mask
+    elif problem == "output_is_a_link_to_the_image":
+        out = tmp_path / "link.png"
+        out.symlink_to(image)
+    elif problem == "output_is_a_folder":
+        out = tmp_path / "folder.png"
+        out.mkdir()
+    elif problem == "output_under_a_file":
+        out = image / "out.png"
+    elif problem == "stages_is_a_file":
+        stages = tmp_path / "stages.txt"
+        stages.write_text("not a folder")
+        extra = ["--save-stages", stages]
+    before = [path.read_bytes() if path.is_file() else None for path in (image, mask)]
     code, err = run(capsys, "remove", image, "--mask", mask, "-o", out, *extra)
     assert_one_line_error(code, err, fragment)
-    if before is not None:
-        assert image.read_bytes() == before  # the input is never touched
-    if problem != "output_is_input":
-        assert not out.exists()
+    assert [path.read_bytes() if path.is_file() else None for path in (image, mask)] == before  # never touched
+    if problem not in ("output_is_input", "output_is_mask", "output_is_a_link_to_the_image", "output_is_a_folder"):
+        assert not out.exists()  # checked before the work: nothing written
 
 
 def test_empty_mask_copies_the_image_when_allowed(capsys, files, tmp_path):
@@ -121,12 +139,26 @@ def test_empty_mask_copies_the_image_when_allowed(capsys, files, tmp_path):
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(image)))
 
 
-def test_overwrite_allows_replacing_the_input(capsys, files):
+def test_the_input_cannot_be_replaced_even_when_asked(capsys, files):
     image, mask = files
-    before = np.asarray(Image.open(image))
-    code, _ = run(capsys, "remove", image, "--mask", mask, "-o", image, "--overwrite", "--preset", "fast")
-    assert code == 0
-    assert not np.array_equal(np.asarray(Image.open(image)), before)
+    before = image.read_bytes()
+    with pytest.raises(SystemExit) as exit:
+        run(capsys, "remove", image, "--mask", mask, "-o", image, "--overwrite", "--preset", "fast")
+    assert exit.value.code == 2 and "unrecognized arguments: --overwrite" in capsys.readouterr().err
+    code, err = run(capsys, "remove", image, "--mask", mask, "-o", image, "--preset", "fast")
+    assert_one_line_error(code, err, "never replaces its input")
+    assert image.read_bytes() == before
+
+
+def test_an_unwritable_output_folder_fails_before_the_work(capsys, files, tmp_path, monkeypatch):
+    image, mask = files
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = __import__("os").access
+    monkeypatch.setattr("os.access", lambda path, mode: False if str(path) == str(locked) else real_access(path, mode))
+    monkeypatch.setattr("clearfill.api.remove", lambda *a, **k: pytest.fail("the work started"))
+    code, err = run(capsys, "remove", image, "--mask", mask, "-o", locked / "out.png")
+    assert_one_line_error(code, err, f"no permission to write in {locked}")
 
 
 def test_resize_mask_accepts_a_mask_of_another_size(capsys, files, tmp_path):

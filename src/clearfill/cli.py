@@ -53,7 +53,6 @@ def _add_remove(commands) -> None:
     p.add_argument("--resize-mask", action="store_true", help="scale a mask of another size to the image")
     p.add_argument("--allow-empty-mask", action="store_true",
                    help="write the image unchanged when the mask marks nothing (default: an error)")
-    p.add_argument("--overwrite", action="store_true", help="allow the output to replace the input file")
     p.add_argument("--quality", type=int, default=io.JPEG_QUALITY, help="JPEG/WebP quality (default: %(default)s)")
     p.add_argument("--max-pixels", type=int, default=io.DEFAULT_MAX_PIXELS,
                    help="refuse larger images before decoding them (default: %(default)s)")
@@ -62,16 +61,22 @@ def _add_remove(commands) -> None:
     p.set_defaults(handler=_run_remove)
 
 
-def _check_output(args) -> None:
-    if args.output.exists() and args.output.resolve() == args.image.resolve() and not args.overwrite:
-        raise OutputExistsError(f"output {args.output} is the input file; pass --overwrite to replace it")
-    io.output_format(args.output)  # fail on an unknown extension before doing the work
+def _check_destinations(args) -> None:
+    """Everything about where the results go, checked before the work starts."""
+    for name, source in (("image", args.image), ("mask", args.mask)):
+        if args.output.resolve() == source.resolve():
+            raise OutputExistsError(f"the output {args.output} is the {name} file; clearfill never replaces its "
+                                    "input: write the result to another file")
+    io.output_format(args.output)  # an unknown extension
+    io.check_destination(args.output)
+    if args.save_stages is not None:
+        io.check_destination(args.save_stages, folder=True)
     if not 1 <= args.quality <= 100:
         raise InvalidInputError(f"--quality must be 1..100, got {args.quality}")
 
 
 def _run_remove(args) -> int:
-    _check_output(args)
+    _check_destinations(args)
     overrides = dict(parse_assignment(text) for text in args.assignments)
     if args.remover and Path(args.remover).expanduser().is_file():
         overrides.update({"remove.method": "lama", "remove.model": args.remover})
@@ -133,6 +138,8 @@ def _add_batch(commands) -> None:
     p.add_argument("--ray-address", help="join this Ray cluster ('auto' for the local one); default: start one")
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     p.add_argument("--resume", action="store_true", help="skip items whose output exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs this batch did not write (never an input)")
     p.add_argument("--report", type=Path, help="append one JSON line per item here")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -159,7 +166,7 @@ def _run_batch(args) -> int:
         preset=args.preset, overrides=dict(parse_assignment(text) for text in args.assignments), seed=args.seed,
         device=args.device, resize_mask=args.resize_mask, max_pixels=args.max_pixels)
     summary = batch.run_batch(plan, settings, engine=args.engine, workers=args.workers, resume=args.resume,
-                              report=args.report, progress=not args.no_progress, ray_address=args.ray_address,
+                              overwrite=args.overwrite, report=args.report, progress=not args.no_progress, ray_address=args.ray_address,
                               gpus_per_worker=args.gpus_per_worker)
     print(f"{summary.ok} done, {summary.skipped} already done, {summary.errors} failed"
           + (f", {len(plan.masks_without_image)} masks without an image" if plan.masks_without_image else "")

@@ -34,6 +34,10 @@ class OutputExistsError(ClearfillError):
     """The output path exists (or is the input) and overwriting was not allowed."""
 
 
+class OutputError(ClearfillError):
+    """A destination that cannot be written: a folder in the way, no permission, a full disk."""
+
+
 class UnsafeModelError(ClearfillError):
     """A model file that would run code when loaded (a crafted pickle, untrusted TorchScript)."""
 

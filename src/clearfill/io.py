@@ -10,6 +10,7 @@ the pipeline did not change written back exactly as it was read.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io as stdio
 import os
 import typing
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageTooLargeError, InvalidInputError
+from .errors import ImageTooLargeError, InvalidInputError, OutputError
 from .imaging import luma, quantize, resize, to_float
 
 _UMASK = os.umask(0o022)
@@ -344,21 +345,51 @@ def _write_bytes(storage: np.ndarray, mode: str, fmt: str, like: LoadedImage, qu
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path):
-    """Yield a binary file in ``path``'s folder; it replaces ``path`` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+def writing(what: str, path: str | os.PathLike):
+    """Turn the OSError of writing ``what`` at ``path`` into a one-line OutputError."""
     try:
-        os.chmod(temp, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
+def check_destination(path: Path, *, folder: bool = False) -> None:
+    """Raise OutputError now, before any work, if ``path`` (a file, or a folder when
+    ``folder``) could not be written: something of the other kind in the way, a file
+    where a parent folder should be, or no permission."""
+    what = "folder" if folder else "output"
+    if path.exists() and path.is_dir() != folder:
+        raise OutputError(f"cannot write the {what} {path}: it is {'a file' if folder else 'a folder'}")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"cannot write the {what} {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write the {what} {path}: no permission to write in {ancestor}")
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path):
+    """Yield a binary file in ``path``'s folder; it replaces ``path`` only if the block
+    succeeds. Any OSError on the way (no permission, a folder in the way, a full disk)
+    becomes an OutputError and leaves nothing behind."""
+    with writing("the output", path):
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "it is a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        try:
+            os.chmod(temp, 0o666 & ~_UMASK)
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
 
 
 def encode_image(rgb: np.ndarray, like: LoadedImage, fmt: str, *, quality: int = JPEG_QUALITY) -> bytes:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .. import io
 from . import storage
 from .plan import Item, Plan, plan_folder, plan_manifest
+from .safety import Ledger, check_outputs
 from .work import Settings, Worker, already_done
 
 __all__ = ["Item", "Plan", "Settings", "Summary", "Worker", "plan_folder", "plan_manifest", "run_batch"]
@@ -67,9 +69,16 @@ class _Reporter:
 
 
 def run_batch(plan: Plan, settings: Settings, *, engine: str = "local", workers: int = 1, resume: bool = False,
-              report: Path | None = None, progress: bool = False, ray_address: str | None = None,
-              gpus_per_worker: float = 0.0, on_result: Callable[[dict], None] | None = None) -> Summary:
-    reporter = _Reporter(report, len(plan.items) + len(plan.images_without_mask), progress)
+              overwrite: bool = False, report: Path | None = None, progress: bool = False,
+              ray_address: str | None = None, gpus_per_worker: float = 0.0,
+              on_result: Callable[[dict], None] | None = None) -> Summary:
+    """Run every item of ``plan``. Refuses (before any work) a plan that would
+    overwrite its inputs, write outside its output root, write one output twice, or
+    replace existing files it did not write unless ``overwrite`` (see ``safety``)."""
+    check_outputs(plan, overwrite=overwrite, resume=resume, report=report)
+    ledger = Ledger(plan.output_root)
+    with io.writing("the report", report):
+        reporter = _Reporter(report, len(plan.items) + len(plan.images_without_mask), progress)
     try:
         for image in plan.images_without_mask:
             reporter({"image": image, "status": "error", "message": "no mask found for this image"})
@@ -83,6 +92,8 @@ def run_batch(plan: Plan, settings: Settings, *, engine: str = "local", workers:
             else:
                 storage.remove_stale_temporaries(item.output)
                 todo.append(item)
+        with io.writing("to the output folder", plan.output_root):  # before any work, not after it
+            ledger.claim(todo)
 
         def handle(record: dict) -> None:
             reporter(record)

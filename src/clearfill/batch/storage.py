@@ -13,7 +13,7 @@ def is_local(location: str) -> bool:
     return "://" not in location or location.startswith("file://")
 
 
-def _local(location: str) -> Path:
+def local_path(location: str) -> Path:
     return Path(location[len("file://"):] if location.startswith("file://") else location)
 
 
@@ -25,7 +25,7 @@ def _remote(location: str):
 
 def read_bytes(location: str) -> bytes:
     if is_local(location):
-        return _local(location).read_bytes()
+        return local_path(location).read_bytes()
     filesystem, path = _remote(location)
     with filesystem.open_input_stream(path) as stream:
         return stream.read()
@@ -33,7 +33,7 @@ def read_bytes(location: str) -> bytes:
 
 def write_atomic(location: str, data: bytes) -> None:
     if is_local(location):
-        with io.atomic_writer(_local(location)) as handle:
+        with io.atomic_writer(local_path(location)) as handle:
             handle.write(data)
         return
     filesystem, path = _remote(location)
@@ -44,7 +44,7 @@ def write_atomic(location: str, data: bytes) -> None:
 
 def exists(location: str) -> bool:
     if is_local(location):
-        return _local(location).is_file()
+        return local_path(location).is_file()
     from pyarrow import fs
 
     filesystem, path = _remote(location)
@@ -54,6 +54,6 @@ def exists(location: str) -> bool:
 def remove_stale_temporaries(location: str) -> None:
     """Temp files a killed run left beside a local output (never the output itself)."""
     if is_local(location):
-        target = _local(location)
+        target = local_path(location)
         for stale in target.parent.glob(f".{target.name}.*.part"):
             stale.unlink(missing_ok=True)
