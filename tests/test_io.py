@@ -10,6 +10,7 @@ from PIL import Image, ImageCms, ImageOps
 
 import clearfill
 from clearfill import io
+from clearfill.io import metadata, writing
 from clearfill.errors import ImageTooLargeError, InvalidInputError
 
 from helpers import disk_mask, photo_like
@@ -54,7 +55,7 @@ def test_exif_orientation_is_applied_for_8_and_16_bit(orientation, picture):
     image = Image.fromarray(picture)
     image.getexif()[0x0112] = orientation
     expected = np.asarray(ImageOps.exif_transpose(image))
-    assert np.array_equal(io._orient(picture, orientation), expected)
+    assert np.array_equal(metadata.orient(picture, orientation), expected)
 
 
 def test_exif_orientation_from_a_jpeg_file(tmp_path, picture):
@@ -107,14 +108,19 @@ def test_grayscale_stays_grayscale_and_unchanged_outside(tmp_path, picture, mask
     assert not np.array_equal(np.asarray(out)[result.hole], gray[result.hole])
 
 
-def test_palette_image_is_written_as_rgb(tmp_path, picture, mask_path):
+def test_palette_image_stays_a_palette_image(tmp_path, picture, mask_path):
     src = tmp_path / "in.png"
     palette_image = Image.fromarray(picture).quantize(64)
     palette_image.save(src)
     result, out = _remove_and_reload(src, mask_path, tmp_path / "out.png")
-    assert out.mode == "RGB"
-    expected = np.asarray(palette_image.convert("RGB"))
-    assert np.array_equal(np.asarray(out)[~result.hole], expected[~result.hole])
+    assert out.mode == "P" and out.getpalette() == palette_image.getpalette()
+    assert np.array_equal(np.asarray(out)[~result.hole], np.asarray(palette_image)[~result.hole])  # same indices
+    assert not np.array_equal(np.asarray(out)[result.hole], np.asarray(palette_image)[result.hole])
+    # the fill uses the palette's nearest colours: its RGB is close to what the pipeline made
+    filled = np.asarray(out.convert("RGB"))[result.hole].astype(int)
+    assert np.abs(filled - np.rint(result.pixels[result.hole] * 255)).mean() < 12
+    jpeg = Image.open(result.save(tmp_path / "out.jpg"))  # JPEG holds no palette: RGB
+    assert jpeg.mode == "RGB"
 
 
 def test_16_bit_gray_keeps_its_depth(tmp_path, mask_path, rng):
@@ -175,8 +181,9 @@ def test_masks_from_gray_one_bit_colour_and_alpha(tmp_path):
 
 def test_mask_size_mismatch_is_an_error_unless_resize_is_asked(tmp_path):
     Image.fromarray(disk_mask(H // 2, W // 2, 15, 12, 4)).save(tmp_path / "small.png")
-    with pytest.raises(InvalidInputError, match=r"mask is 32x24 but the image is 64x48; pass --resize-mask"):
+    with pytest.raises(InvalidInputError, match=r"^the mask is 32x24 but the image is 64x48$") as error:
         io.load_mask(tmp_path / "small.png", (W, H))
+    assert error.value.setting == "resize_mask"  # the CLI and server name their own option
     resized = io.load_mask(tmp_path / "small.png", (W, H), resize_mask=True)
     assert resized.shape == (H, W) and resized[24, 30] == 1.0 and resized[0, 0] == 0.0
 
@@ -223,7 +230,7 @@ def test_atomic_writer_leaves_the_old_file_and_no_temp_on_failure(tmp_path):
 def test_written_files_get_ordinary_permissions(tmp_path):
     with io.atomic_writer(tmp_path / "out.bin") as handle:
         handle.write(b"x")
-    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o666 & ~io._UMASK
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o666 & ~writing._UMASK
 
 
 def test_jpeg_is_written_at_high_quality_without_chroma_subsampling(tmp_path, picture, mask_path):

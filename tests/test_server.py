@@ -66,7 +66,7 @@ def test_stages_json_carries_each_stage_picture(client, picture):
 
 @pytest.mark.parametrize("case, status, fragment", [
     ("not_an_image", 400, "not an image"),
-    ("size_mismatch", 400, "pass --resize-mask"),
+    ("size_mismatch", 400, "but the image is"),
     ("full_mask", 400, "covers the whole image"),
     ("too_many_pixels", 413, "over the limit"),
     ("too_many_bytes", 413, "upload limit"),

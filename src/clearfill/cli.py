@@ -10,7 +10,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import __version__, io
+from . import __version__, console, io
 from .api import remove
 from .config import PRESETS, parse_assignment
 from .errors import ClearfillError, InvalidInputError, OutputExistsError
@@ -28,8 +28,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"clearfill: error: {message}", file=sys.stderr)
+    console.say("error", message)
     return code
+
+
+# What to do about a library error, in this command line's own options.
+_HINTS = {
+    "max_pixels": "raise the limit with --max-pixels if the file is trusted",
+    "resize_mask": "pass --resize-mask to scale the mask to the image",
+    "device": "choose another with --device",
+}
+
+
+def _message(error: ClearfillError) -> str:
+    hint = _HINTS.get(getattr(error, "setting", None) or "")
+    return f"{error}; {hint}" if hint else str(error)
 
 
 def _add_remove(commands) -> None:
@@ -283,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    console.route_warnings(verbose=getattr(args, "verbose", False))
     if getattr(args, "comfyui_dir", None) is not None:
         from .models.comfyui import ENVIRONMENT_VARIABLE
 
@@ -290,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ClearfillError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _fail(_message(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
     except Exception as exc:  # a bug, not bad input: one line, the traceback only on request

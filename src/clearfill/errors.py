@@ -7,7 +7,21 @@ problem and, where there is one, what to do about it.
 
 
 class ClearfillError(Exception):
-    """Base class of every error clearfill raises on purpose."""
+    """Base class of every error clearfill raises on purpose.
+
+    ``setting`` names the library parameter that would change the outcome (say
+    "max_pixels"), so the CLI and the server can add their own hint (a flag, a
+    form field) to a message that itself names neither.
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None):
+        super().__init__(message)
+        self.setting = setting
+
+
+class ClearfillWarning(UserWarning):
+    """Something worth telling the user that did not stop the work (corrupt EXIF
+    dropped, a cache that could not be written)."""
 
 
 class InvalidInputError(ClearfillError, ValueError):

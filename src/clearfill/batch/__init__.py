@@ -77,7 +77,7 @@ def run_batch(plan: Plan, settings: Settings, *, engine: str = "local", workers:
     replace existing files it did not write unless ``overwrite`` (see ``safety``)."""
     check_outputs(plan, overwrite=overwrite, resume=resume, report=report)
     ledger = Ledger(plan.output_root)
-    with io.writing("the report", report):
+    with io.output_errors("the report", report):
         reporter = _Reporter(report, len(plan.items) + len(plan.images_without_mask), progress)
     try:
         for image in plan.images_without_mask:
@@ -92,7 +92,7 @@ def run_batch(plan: Plan, settings: Settings, *, engine: str = "local", workers:
             else:
                 storage.remove_stale_temporaries(item.output)
                 todo.append(item)
-        with io.writing("to the output folder", plan.output_root):  # before any work, not after it
+        with io.output_errors("to the output folder", plan.output_root):  # before any work, not after it
             ledger.claim(todo)
 
         def handle(record: dict) -> None:

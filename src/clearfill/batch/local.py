@@ -9,6 +9,7 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Iterable
 
+from .. import console
 from .plan import Item
 from .work import Settings, Worker
 
@@ -18,6 +19,7 @@ _worker: Worker | None = None
 def _start_worker(settings: Settings) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle: finish the item in hand
+    console.route_warnings()
     _worker = Worker(settings)
 
 

@@ -14,15 +14,15 @@ def resolve_device(name: str = "auto") -> str:
     import torch
 
     if name not in DEVICES and not name.startswith("cuda:"):
-        raise InvalidConfigError(f"unknown device {name!r}; choose from {', '.join(DEVICES)}")
+        raise InvalidConfigError(f"unknown device {name!r}; choose from {', '.join(DEVICES)}", setting="device")
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
         return "cuda" if cuda else "mps" if mps else "cpu"
     if name.startswith("cuda") and not cuda:
-        raise InvalidConfigError("--device cuda was asked for but no CUDA device is available")
+        raise InvalidConfigError("a CUDA device was asked for but none is available", setting="device")
     if name == "mps" and not mps:
-        raise InvalidConfigError("--device mps was asked for but Metal (MPS) is not available")
+        raise InvalidConfigError("the Metal (MPS) device was asked for but it is not available", setting="device")
     return name
 
 

@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 
 from .. import imaging
-from ..synthesis import patchmatch as pm
 from .base import register
 from .opencv import DiffusionFill, DiffusionFillConfig
 
@@ -189,6 +188,8 @@ class ExemplarFill:
         return estimate
 
     def _level(self, estimate, hole, r, rounds, coarse_nnf, seed, sharp=False):
+        from ..synthesis import patchmatch as pm  # compiled on first use: `import clearfill` stays light
+
         cfg = self.config
         height, width = hole.shape
         if height < 2 * r + 2 or width < 2 * r + 2:

@@ -13,12 +13,12 @@ completion of video".
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from . import kernel
 
 INF = np.float32(3.0e38)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def patch_distance(image, weight, priors, ty, tx, sy, sx, r, cutoff):
     """Weighted SSD between the patches centred at (ty, tx) and (sy, sx), plus two
     priors; stops early once over ``cutoff``.
@@ -53,7 +53,7 @@ def patch_distance(image, weight, priors, ty, tx, sy, sx, r, cutoff):
     return total
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _try(image, weight, priors, valid, ty, tx, sy, sx, r, nnf_y, nnf_x, dist):
     if sy < 0 or sx < 0 or sy >= valid.shape[0] or sx >= valid.shape[1] or not valid[sy, sx]:
         return
@@ -66,14 +66,14 @@ def _try(image, weight, priors, valid, ty, tx, sy, sx, r, nnf_y, nnf_x, dist):
         nnf_x[ty, tx] = sx
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def refresh_distances(image, weight, priors, targets_y, targets_x, nnf_y, nnf_x, dist, r):
     for i in range(targets_y.shape[0]):
         ty, tx = targets_y[i], targets_x[i]
         dist[ty, tx] = patch_distance(image, weight, priors, ty, tx, nnf_y[ty, tx], nnf_x[ty, tx], r, INF)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def patchmatch(image, weight, priors, valid, valid_y, valid_x, targets_y, targets_x, is_target,
                nnf_y, nnf_x, dist, r, iterations, search_radius, explore, seed):
     """Improve the NNF of every target in place: alternating-scan propagation from
@@ -109,7 +109,7 @@ def patchmatch(image, weight, priors, valid, valid_y, valid_x, targets_y, target
                 _try(image, weight, priors, valid, ty, tx, valid_y[j], valid_x[j], r, nnf_y, nnf_x, dist)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def random_field(valid_y, valid_x, targets_y, targets_x, nnf_y, nnf_x, seed):
     np.random.seed(seed)
     for i in range(targets_y.shape[0]):
@@ -118,7 +118,7 @@ def random_field(valid_y, valid_x, targets_y, targets_x, nnf_y, nnf_x, seed):
         nnf_x[targets_y[i], targets_x[i]] = valid_x[j]
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def upsample_field(coarse_y, coarse_x, valid, valid_y, valid_x, targets_y, targets_x, nnf_y, nnf_x, seed):
     """Initialise a fine NNF from the coarse one: each target inherits its parent's
     match, doubled, plus its own offset within the parent; random where that is not
@@ -139,7 +139,7 @@ def upsample_field(coarse_y, coarse_x, valid, valid_y, valid_x, targets_y, targe
         nnf_x[ty, tx] = sx
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def vote(image, hole, targets_y, targets_x, nnf_y, nnf_x, dist, confidence, r, sigma2, out):
     """Every hole pixel becomes the weighted mean of what the source patches of all
     target patches covering it say it should be. A patch's weight is its similarity
@@ -168,7 +168,7 @@ def vote(image, hole, targets_y, targets_x, nnf_y, nnf_x, dist, confidence, r, s
                     out[y, x, c] = acc[y, x, c] / total[y, x]
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def vote_best(image, hole, targets_y, targets_x, nnf_y, nnf_x, dist, confidence, r, sigma2, out):
     """Like ``vote``, but each hole pixel takes the value of its single best-weighted
     covering patch instead of the mean: no averaging, so texture keeps its sharpness."""

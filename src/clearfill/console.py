@@ -1,0 +1,29 @@
+"""How clearfill's command line and its worker processes speak: one line on stderr
+per error or warning, in clearfill's own words and prefix."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from .errors import ClearfillWarning
+
+
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def say(kind: str, message: object) -> None:
+    print(f"clearfill: {kind}: {one_line(message)}", file=sys.stderr)
+
+
+def route_warnings(verbose: bool = False) -> None:
+    """Show clearfill's own warnings as one line each; other libraries' warnings
+    (Pillow, numba, torch deprecations) only with ``verbose``, also as one line."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ClearfillWarning) or verbose:
+            say("warning", message)
+
+    warnings.showwarning = show
+    warnings.simplefilter("default")
