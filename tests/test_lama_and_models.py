@@ -248,3 +248,41 @@ def test_explicit_lama_without_weights_is_an_error_not_a_fallback(tmp_path, caps
     code = cli_main(["remove", str(tmp_path / "i.png"), "--mask", str(tmp_path / "m.png"),
                                "-o", str(tmp_path / "o.png"), "--remover", "lama"])
     assert code == 2 and "big-lama is not downloaded and offline mode is on" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    ("empty", "is empty"),
+    ("text", "not a PyTorch weights file"),
+    ("partial", "not a PyTorch weights file, or a truncated one"),
+    ("partial-safetensors", "cannot read"),
+    ("wrong-shape", "do not fit the architecture"),
+    ("unknown", "no known architecture"),
+])
+def test_broken_model_files_are_one_line_errors(lama_files, tmp_path, capsys, kind, fragment):
+    from safetensors.torch import save_file
+
+    image, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    Image.fromarray(photo_like(np.random.default_rng(0), 48, 64)).save(image)
+    Image.fromarray(disk_mask(48, 64, 30, 24, 8)).save(mask)
+    state = torch.load(lama_files["pth"], weights_only=True)
+    path = tmp_path / f"{kind}.pth"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("this is not a model\n")
+    elif kind == "partial":
+        path.write_bytes(lama_files["pth"].read_bytes()[:200_000])
+    elif kind == "partial-safetensors":
+        path = tmp_path / "partial.safetensors"
+        path.write_bytes(lama_files["safetensors"].read_bytes()[:100_000])
+    elif kind == "wrong-shape":
+        name = next(key for key, value in state.items() if value.ndim == 4)
+        state[name] = torch.zeros(*state[name].shape[:-1], state[name].shape[-1] + 2)
+        path = tmp_path / "wrong-shape.safetensors"
+        save_file(state, str(path))
+    else:
+        torch.save({"some.layer.weight": torch.zeros(3, 3)}, path)
+    code = cli_main(["remove", str(image), "--mask", str(mask), "-o", str(tmp_path / "out.png"), "--remover", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert not (tmp_path / "out.png").exists()

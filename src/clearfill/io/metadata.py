@@ -4,6 +4,7 @@ EXIF, corrupt EXIF dropped with one warning."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -28,22 +29,38 @@ _ORIENTATION_OPS = {
 }
 
 
-def read_exif(image: Image.Image, what: str) -> Image.Exif:
-    """The file's EXIF; empty (with one warning) when Pillow finds it corrupt."""
+def read_exif(image: Image.Image) -> tuple[Image.Exif, str | None]:
+    """The file's EXIF with its sub-IFDs loaded, and why it was dropped (then it is
+    empty) when Pillow finds it corrupt. Call it inside ``collect_warnings``: Pillow
+    reports most corruption as warnings, some of them already while opening."""
+    try:
+        exif = image.getexif()
+        for ifd in (EXIF_IFD, GPS_IFD):
+            if ifd in exif:
+                exif.get_ifd(ifd)
+    except Exception as exc:  # Pillow raises many kinds on malformed EXIF
+        return Image.Exif(), " ".join(str(exc).split()) or type(exc).__name__
+    return exif, None
+
+
+def is_exif_trouble(note: str) -> bool:
+    """Whether a Pillow warning is about the EXIF block (its IFD parser's words)."""
+    return any(word in note for word in ("EXIF", "Exif", "Tag data", "tag "))
+
+
+@contextlib.contextmanager
+def collect_warnings(notes: list[str]):
+    """Collect what Pillow warns about while reading, as one-line notes, instead of
+    letting it print its own multi-line warnings."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            exif = image.getexif()
-            for ifd in (EXIF_IFD, GPS_IFD):
-                if ifd in exif:
-                    exif.get_ifd(ifd)
-        except Exception as exc:  # Pillow raises many kinds on malformed EXIF
-            caught.append(warnings.WarningMessage(str(exc), UserWarning, "", 0))
-    if caught:
-        warnings.warn(f"{what}: its EXIF data is corrupt and was dropped ({caught[0].message})", ClearfillWarning,
-                      stacklevel=3)
-        return Image.Exif()
-    return exif
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # clearfill's own limit applies
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
+    for warning in caught:
+        note = " ".join(str(warning.message).split())
+        if note not in notes:
+            notes.append(note)
 
 
 def orientation_of(exif: Image.Exif, what: str) -> int:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ImageTooLargeError, InvalidInputError
+from ..errors import ClearfillWarning, ImageTooLargeError, InvalidInputError
 from ..imaging import quantize, resize, to_float
 from . import metadata
 from .modes import Pixels
@@ -91,8 +91,7 @@ def _open(source, label: str, max_pixels: int | None) -> Image.Image:
         if path.is_dir():
             raise InvalidInputError(f"{label.split()[0]} is a folder, not an image file: {path}")
     try:
-        with _OPEN_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _OPEN_LOCK:
             previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
             try:
                 image = Image.open(source)
@@ -232,7 +231,8 @@ class _Read:
 
 
 def _read(source, what: str, max_pixels: int | None) -> _Read:
-    """Pixels in their own representation, upright, from any ImageSource."""
+    """Pixels in their own representation, upright, from any ImageSource. What Pillow
+    warns about becomes one ClearfillWarning naming the file; corrupt EXIF is dropped."""
     label = _label(what, source)
     if isinstance(source, np.ndarray):
         return _Read(_array_pixels(source, label))
@@ -241,15 +241,25 @@ def _read(source, what: str, max_pixels: int | None) -> _Read:
             raise InvalidInputError(f"{what} must be a path, an open file, a PIL image or an array, "
                                     f"got {type(source).__name__}")
         source = stdio.BytesIO(source.read())  # any stream, seekable or not; its bytes are read twice below
-    if isinstance(source, Image.Image):
-        image = source
-        _check_size(image.size, label, max_pixels)
-    else:
-        image = _open(source, label, max_pixels)
-    rawmode = _rawmode(image)
-    deep = rawmode.startswith("LA;16") or (image.mode in ("RGB", "RGBA") and ";16" in rawmode)
-    _decode(image, label)
-    exif = metadata.read_exif(image, label)
+    notes: list[str] = []
+    with metadata.collect_warnings(notes):
+        if isinstance(source, Image.Image):
+            image = source
+            _check_size(image.size, label, max_pixels)
+        else:
+            image = _open(source, label, max_pixels)
+        rawmode = _rawmode(image)
+        deep = rawmode.startswith("LA;16") or (image.mode in ("RGB", "RGBA") and ";16" in rawmode)
+        _decode(image, label)
+        exif, exif_problem = metadata.read_exif(image)
+    if exif_problem is None and any(metadata.is_exif_trouble(note) for note in notes):
+        exif, exif_problem = Image.Exif(), next(note for note in notes if metadata.is_exif_trouble(note))
+    if exif_problem is not None:
+        warnings.warn(f"{label}: its EXIF data is corrupt and was dropped ({exif_problem})", ClearfillWarning,
+                      stacklevel=3)
+    for note in notes:
+        if not metadata.is_exif_trouble(note):
+            warnings.warn(f"{label}: {note}", ClearfillWarning, stacklevel=3)
     orientation = metadata.orientation_of(exif, label)
     if deep and not isinstance(source, Image.Image):
         data = source.getvalue() if isinstance(source, stdio.BytesIO) else Path(source).read_bytes()

@@ -101,10 +101,17 @@ def _encode(pixels: Pixels, fmt: str, like: LoadedImage, quality: int) -> bytes:
     elif fmt == "WEBP":
         options.update(quality=quality, method=4)
     elif fmt == "TIFF":
-        options.update(compression="tiff_lzw")
+        # LZW goes through libtiff, which cannot write EXIF's sub-IFDs: keep the EXIF, uncompressed.
+        options.update(compression=None if exif and _has_sub_ifds(exif) else "tiff_lzw")
     buffer = stdio.BytesIO()
     _pillow_image(pixels).save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+def _has_sub_ifds(exif: bytes) -> bool:
+    tags = Image.Exif()
+    tags.load(exif)
+    return any(tag in tags for tag in (0x8769, 0x8825))
 
 
 def encode_image(rgb: np.ndarray, like: LoadedImage, fmt: str, *, quality: int = JPEG_QUALITY) -> bytes:

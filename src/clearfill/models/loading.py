@@ -39,13 +39,15 @@ def read_state_dict(path: Path, *, torchscript_trusted: bool = False) -> dict:
     from spandrel import canonicalize_state_dict
 
     suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"model file {path} is empty")
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
             return canonicalize_state_dict(load_file(str(path), device="cpu"))
         except Exception as exc:  # safetensors raises its own error types for corrupt headers
-            raise ModelLoadError(f"cannot read {path} as safetensors: {exc}") from None
+            raise ModelLoadError(f"cannot read {path} as safetensors: {_first_line(exc)}") from None
     if is_torchscript(path):
         if not torchscript_trusted:
             raise UnsafeModelError(
@@ -59,8 +61,9 @@ def read_state_dict(path: Path, *, torchscript_trusted: bool = False) -> dict:
         loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         loaded = read_training_checkpoint(path, exc)
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelLoadError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # torch reports truncated and foreign files in many ways (an empty pickle: IndexError)
+        raise ModelLoadError(f"cannot read {path}: not a PyTorch weights file, or a truncated one "
+                             f"({_first_line(exc)})") from None
     if not isinstance(loaded, dict):
         raise ModelLoadError(f"{path} holds a {type(loaded).__name__}, not a state dict")
     return generator_only(canonicalize_state_dict(loaded))
@@ -104,6 +107,12 @@ def _find_inert(value, depth: int = 0):
     return next((found for item in items if (found := _find_inert(item, depth + 1)) is not None), None)
 
 
+def _first_line(error: BaseException, limit: int = 160) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _refused(path: Path, culprit: str | None) -> UnsafeModelError:
     return UnsafeModelError(
         f"refused to load {path}: it holds Python objects beyond tensors"
@@ -116,6 +125,9 @@ def read_training_checkpoint(path: Path, refusal: pickle.UnpicklingError) -> dic
     import torch
 
     first_culprit = re.search(r"GLOBAL ([\w.]+)", str(refusal))
+    if first_culprit is None and not zipfile.is_zipfile(path):  # not refused for a global: not a checkpoint at all
+        raise ModelLoadError(f"cannot read {path}: not a PyTorch weights file, or a truncated one "
+                             f"({_first_line(refusal)})")
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception:  # not torch's zip format (a bare pickle): nothing to read more safely
@@ -171,5 +183,8 @@ def load_descriptor(path: Path, *, torchscript_trusted: bool = False):
         descriptor = ModelLoader().load_from_state_dict(state_dict)
     except UnsupportedModelError:
         raise ModelLoadError(f"{path.name}: no known architecture matches these weights") from None
+    except Exception as exc:  # keys of a known architecture, tensors of the wrong shapes (a very long message)
+        raise ModelLoadError(f"{path.name}: the weights do not fit the architecture their names suggest "
+                             f"({_first_line(exc)})") from None
     descriptor.model.eval()
     return descriptor
