@@ -1,6 +1,7 @@
 """Batch runs: matching, reports, exit codes, lossless resume after a kill, and the
 Ray engine giving the same bytes as the local one."""
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -279,3 +280,61 @@ def test_a_report_or_output_folder_that_cannot_be_written_fails_before_the_work(
                                    "--report", str(images / "photo000.png")])
     assert "the report must be a file of its own" in message
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.png"))
+
+
+# ----------------------------------------------------------------------------- worker processes
+
+
+def test_a_worker_that_dies_fails_only_its_item_and_the_run_goes_on(tmp_path):
+    import threading
+
+    from clearfill.batch import local
+    from helpers import process_or_die
+
+    images, masks = make_folder(tmp_path, 9, subfolders=False)
+    (images / "photo004.png").rename(images / "crash004.png")
+    (masks / "photo004.png").rename(masks / "crash004.png")
+    plan = batch.plan_folder(images, masks, tmp_path / "out")
+    records = []
+    local._run_pool(plan.items, batch.Settings(preset="fast"), 2, records.append, threading.Event(),
+                    process=process_or_die)
+    by_image = {Path(r["image"]).name: r for r in records}
+    assert len(records) == 9 and len(by_image) == 9  # every item reported exactly once
+    assert by_image["crash004.png"]["status"] == "error" and "worker process died" in by_image["crash004.png"]["message"]
+    assert all(r["status"] == "ok" for name, r in by_image.items() if name != "crash004.png")
+    assert len(visible(tmp_path / "out")) == 8
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found |= {int(child) for child in (task / "children").read_text().split()}
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the worker processes")
+def test_workers_die_with_a_killed_parent_and_write_nothing_after(tmp_path):
+    images, masks = make_folder(tmp_path, 60, subfolders=False)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "clearfill.cli", "batch", str(images), "--masks", str(masks), "-o", str(out),
+               "--workers", "2", *FAST]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.png"))) < 3:
+        time.sleep(0.05)
+    workers = {pid for pid in _children(run.pid) if "python" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()}
+    assert len(workers) >= 2
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() and
+                                         "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+                                         for pid in workers):
+        time.sleep(0.1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+    assert not alive, "workers outlived the batch"
+    written = len(list(out.glob("*.png")))
+    time.sleep(1.5)
+    assert len(list(out.glob("*.png"))) == written < 60

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
 import threading
+import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable
 
 from .. import console
@@ -14,10 +20,31 @@ from .plan import Item
 from .work import Settings, Worker
 
 _worker: Worker | None = None
+_PR_SET_PDEATHSIG = 1
+CRASHED = ("the worker process died while processing this item (a crash in native code, or killed for memory); "
+           "the other items went on")
 
 
-def _start_worker(settings: Settings) -> None:
+def _die_with_parent(parent: int) -> None:
+    """A worker must never outlive its batch (it would go on writing outputs): on
+    Linux the kernel kills it when the parent dies; everywhere a thread checks."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before we could ask
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="clearfill-parent-watch", daemon=True).start()
+
+
+def _start_worker(settings: Settings, parent: int) -> None:
     global _worker
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle: finish the item in hand
     console.route_warnings()
     _worker = Worker(settings)
@@ -60,19 +87,50 @@ def run_local(items: Iterable[Item], settings: Settings, workers: int, on_result
         raise KeyboardInterrupt
 
 
-def _run_pool(items, settings, workers, on_result, stop: threading.Event) -> None:
+def _crash_report(item: Item) -> dict:
+    return {"image": item.image, "mask": item.mask, "output": item.output, "status": "error", "message": CRASHED}
+
+
+def _run_pool(items, settings, workers, on_result, stop: threading.Event, process=_process) -> None:
+    """Items through a pool of worker processes. When a worker dies (a segfault, the
+    OOM killer) the pool breaks and every item in flight is lost with it: those are
+    run again one at a time in a new pool, so the one that kills its worker is
+    reported as failed and every other item still gets done."""
+    pending, suspects = deque(items), deque()
     context = multiprocessing.get_context("spawn")  # fork would copy torch/numba thread state
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(settings,)) as pool:
-        pending = iter(items)
-        in_flight = set()
-        while True:
-            while not stop.is_set() and len(in_flight) < 2 * workers:
-                item = next(pending, None)
-                if item is None:
-                    break
-                in_flight.add(pool.submit(_process, item))
-            if not in_flight:
-                return
-            done, in_flight = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in done:
+    while (pending or suspects) and not stop.is_set():
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(settings, os.getpid())) as pool:
+            _drive(pool, pending, suspects, 2 * workers, on_result, stop, process)
+
+
+def _drive(pool, pending: deque, suspects: deque, most_in_flight: int, on_result, stop, process) -> None:
+    """Feed ``pool`` until the work is done, Ctrl+C, or the pool breaks."""
+    in_flight: dict = {}
+    while True:
+        alone = bool(suspects)  # isolating: one suspect at a time, so a crash names its item
+        while not stop.is_set() and len(in_flight) < (1 if alone else most_in_flight) and (suspects or pending):
+            queue = suspects if alone else pending
+            item = queue.popleft()
+            try:
+                in_flight[pool.submit(process, item)] = item
+            except BrokenProcessPool:
+                queue.appendleft(item)
+                break
+        if not in_flight:
+            return
+        done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+        lost = []
+        for future in done:
+            item = in_flight.pop(future)
+            if isinstance(future.exception(), BrokenProcessPool):
+                lost.append(item)
+            else:
                 on_result(future.result())
+        if lost:
+            lost += in_flight.values()  # every future of a broken pool fails with it
+            if alone and len(lost) == 1:
+                on_result(_crash_report(lost[0]))
+            else:
+                suspects.extend(lost)
+            return
