@@ -338,3 +338,17 @@ def test_workers_die_with_a_killed_parent_and_write_nothing_after(tmp_path):
     written = len(list(out.glob("*.png")))
     time.sleep(1.5)
     assert len(list(out.glob("*.png"))) == written < 60
+
+
+def test_temp_files_left_by_a_killed_run_are_removed_but_nothing_else(tmp_path):
+    images, masks = make_folder(tmp_path, 2, subfolders=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".photo000.png.k3j9x2.part"  # what atomic_writer leaves when killed mid-write
+    stale.write_bytes(b"half an image")
+    keep = [out / ".photo000.png.notes", out / "photo000.png.part", out / ".other.png.abc.part"]
+    for path in keep:
+        path.write_bytes(b"someone else's")
+    assert main(["batch", str(images), "--masks", str(masks), "-o", str(out), *FAST]) == 0
+    assert not stale.exists()
+    assert all(path.read_bytes() == b"someone else's" for path in keep)

@@ -135,3 +135,18 @@ def test_working_size_properties(width, height, multiple):
     assert w * h <= 1024 * 1024 or min(w, h) == multiple  # never above the target unless a side is at its floor
     if min(width, height) * (1024 * 1024 / (width * height)) ** 0.5 >= 4 * multiple:
         assert abs((w / h) / (width / height) - 1) < 0.35  # aspect kept up to the rounding
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(0, 64), st.floats(0, 12), st.integers(1, 40))
+def test_the_crop_reaches_past_everything_the_stitch_may_change(mask_blur, blend, hole_side):
+    """The stitch changes pixels up to ``seam_reach`` outside the hole: the crop must
+    hold all of them (its margin has a seam term for when that reach is the widest)."""
+    config = CropConfig(expand_pixels=0, expand_factor=1.0, padding=1, mask_blur_pixels=mask_blur,
+                        blend_pixels=blend)
+    hole = np.zeros((600, 600), bool)
+    hole[300:300 + hole_side, 280:280 + hole_side] = True
+    x0, y0, x1, y1 = context_box(hole, config)
+    reach = config.seam_reach
+    assert x0 <= 280 - reach and x1 >= 280 + hole_side + reach
+    assert y0 <= 300 - reach and y1 >= 300 + hole_side + reach

@@ -286,3 +286,23 @@ def test_broken_model_files_are_one_line_errors(lama_files, tmp_path, capsys, ki
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_small_image_runs_per_region_only_when_the_regions_are_a_small_part_of_it(lama_files):
+    """Below the trigger size, LaMa sees the whole image unless the holes' regions cover at
+    most ``region_max_fraction`` of it; then only those regions (less work, same fill)."""
+    rng = np.random.default_rng(5)
+    image = rng.random((400, 600, 3), dtype=np.float32)
+    remover = lama(lama_files["pth"], region_margin=32)
+    seen = []
+    infer = remover._infer
+    remover._infer = lambda img, h: seen.append(img.shape[:2]) or infer(img, h)
+    small_hole = np.zeros((400, 600), bool)
+    small_hole[180:200, 280:300] = True  # its region: about 84 x 84 of 400 x 600
+    remover(image, small_hole)
+    assert seen == [(84, 84)]
+    seen.clear()
+    large_hole = np.zeros((400, 600), bool)
+    large_hole[40:360, 60:540] = True  # its region covers nearly all of the image
+    remover(image, large_hole)
+    assert seen == [(400, 600)]

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 import clearfill  # noqa: E402
-from clearfill import guard  # noqa: E402
+from clearfill import guard, imaging  # noqa: E402
 from clearfill.cli import main as cli_main  # noqa: E402
 from clearfill.errors import ModelNotAvailableError  # noqa: E402
 from clearfill.models.refiner import Refiner  # noqa: E402
@@ -154,3 +154,20 @@ def test_missing_refiner_weights_skip_in_presets_and_fail_when_named(tmp_path, c
     code = cli_main(["remove", str(tmp_path / "i.png"), "--mask", str(tmp_path / "m.png"), "-o",
                      str(tmp_path / "o.png"), "--refiner", "flux1-fill-dev", "--remover", "telea"])
     assert code == 2 and "cannot load refiner flux1-fill-dev" in capsys.readouterr().err
+
+
+def test_guard_scores_a_seam_at_the_border_of_the_hole():
+    """A candidate that matches the removed image inside the hole but breaks off at its
+    border is worse than one that joins it: only the seam term sees the difference."""
+    rng = np.random.default_rng(3)
+    removed = np.clip(photo_like(rng, 128, 128).astype(np.float32) / 255, 0, 1)
+    hole = disk_mask(128, 128, 64, 64, 30) > 0
+    joined = removed.copy()
+    broken = removed.copy()
+    border = hole & (imaging.distance_outside(~hole) <= 3)
+    broken[border] = np.clip(broken[border] + 0.25 * (rng.random((int(border.sum()), 1)) > 0.5), 0, 1)
+    scores = {name: guard.score(candidate, removed, hole.astype(np.float32), 0)
+              for name, candidate in (("joined", joined), ("broken", broken))}
+    assert scores["joined"].seam == 0.0 and scores["broken"].seam > 0.02
+    assert scores["broken"].total == pytest.approx(scores["broken"].structure + scores["broken"].colour
+                                                   + scores["broken"].seam)

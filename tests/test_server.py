@@ -135,7 +135,7 @@ def test_concurrent_requests_queue_or_get_503_never_fail(picture):
 
     responses = asyncio.run(burst())
     statuses = sorted(r.status_code for r in responses)
-    assert set(statuses) <= {200, 503} and statuses.count(200) >= 3
+    assert set(statuses) == {200, 503} and statuses.count(200) >= 3  # the burst is over the queue limit
     for response in responses:
         if response.status_code == 503:
             assert response.headers["retry-after"] and "busy" in response.json()["error"]
