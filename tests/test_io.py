@@ -2,6 +2,8 @@
 
 import io as stdio
 import os
+import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -243,3 +245,105 @@ def test_jpeg_is_written_at_high_quality_without_chroma_subsampling(tmp_path, pi
     luma_table = written.quantization[0]
     assert max(luma_table) <= 12  # IJG quality 95 scales the standard table (max 121) to 12; q90 gives 24
     assert JpegImagePlugin.get_sampling(written) == 0  # 4:4:4
+
+
+# ----------------------------------------------------------------------------- the library's own inputs
+
+
+_NOISE = np.random.default_rng(11).random((H, W, 4))
+
+
+@pytest.mark.parametrize("array, mode", [
+    ((_NOISE[..., 0] * 255).astype(np.uint8), "L"),
+    ((_NOISE[..., :3] * 65535).astype(np.uint16), "RGB;16"),
+    ((_NOISE * 65535).astype(np.uint16), "RGBA;16"),
+    ((_NOISE[..., :2] * 255).astype(np.uint8), "LA"),
+    (_NOISE[..., 0].astype(np.float32), "F"),
+    (_NOISE[..., :3], "RGB;16"),
+    (_NOISE[..., 0] > 0.5, "1"),
+])
+def test_arrays_of_every_usual_kind_are_images(array, mode, tmp_path):
+    loaded = io.load_image(array)
+    assert loaded.mode == mode and loaded.size == (W, H)
+    mask = disk_mask(H, W, 30, 24, 8)
+    result = clearfill.remove(array, mask, "fast")
+    assert result.changed.any() and not result.changed[~result.hole].any()
+
+
+@pytest.mark.parametrize("image, mask, fragment", [
+    (np.zeros((H, W), np.int64), None, "dtype int64"),
+    (np.zeros((H, W, 5), np.uint8), None, "C = 1 to 4"),
+    (np.zeros(W, np.uint8), None, "H x W"),
+    (np.full((H, W, 3), 1.5, np.float32), None, "must lie in [0, 1]"),
+    (np.full((H, W, 3), np.nan, np.float32), None, "NaN or infinite"),
+    (None, np.zeros(W, np.uint8), "mask array must be H x W"),
+    (None, np.zeros((1, H, W, 1), np.uint8), "mask array must be H x W"),
+    (None, np.zeros((H, W), np.complex64), "dtype complex64"),
+    ("not-a-thing", None, "not found"),
+    (12345, None, "image must be a path, an open file, a PIL image or an array"),
+])
+def test_unusable_arrays_and_objects_are_typed_one_line_errors(picture, image, mask, fragment):
+    image = picture if image is None else image
+    mask = disk_mask(H, W, 30, 24, 8) if mask is None else mask
+    with pytest.raises(InvalidInputError) as error:
+        clearfill.remove(image, mask, "fast")
+    assert fragment in str(error.value) and "\n" not in str(error.value)
+
+
+def test_max_pixels_none_lifts_the_limit_and_a_bomb_in_memory_is_refused(picture):
+    assert clearfill.remove(picture, disk_mask(H, W, 30, 24, 8), "fast", max_pixels=None).changed.any()
+    header = stdio.BytesIO()
+    Image.new("L", (1, 1)).save(header, format="PNG")
+    data = bytearray(header.getvalue())
+    data[16:24] = (40000).to_bytes(4, "big") * 2  # IHDR says 40000 x 40000
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    with pytest.raises(ImageTooLargeError, match="over the limit"):
+        io.load_image(stdio.BytesIO(bytes(data)))
+
+
+def test_a_16_bit_png_can_be_passed_as_an_open_file(tmp_path, rng):
+    rgb16 = rng.integers(0, 65535, (H, W, 3), dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    cv2.imwrite(str(path), rgb16[..., ::-1])
+    with open(path, "rb") as handle:
+        loaded = io.load_image(handle)
+    assert loaded.mode == "RGB;16" and np.array_equal(loaded.storage, rgb16)
+
+
+def test_library_messages_name_no_command_line_flags(tmp_path, picture):
+    with pytest.raises(ImageTooLargeError) as error:
+        io.load_image(picture, max_pixels=10) if False else io.load_image(Image.fromarray(picture), max_pixels=10)
+    assert "--" not in str(error.value) and error.value.setting == "max_pixels"
+    from clearfill.models.device import resolve_device
+
+    with pytest.raises(clearfill.InvalidConfigError) as error:
+        resolve_device("cuda")
+    assert "--" not in str(error.value) and error.value.setting == "device"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+                    reason="needs root and setpriv to run clearfill as a user who cannot write anything")
+def test_a_user_who_cannot_write_the_install_or_home_still_runs_clearfill(picture, request):
+    import subprocess
+    import sys
+
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="clearfill-nobody-"))  # pytest's own folders are closed to others
+    request.addfinalizer(lambda: __import__("shutil").rmtree(tmp_path, ignore_errors=True))
+    tmp_path.chmod(0o777)
+    Image.fromarray(picture).save(tmp_path / "in.png")
+    Image.fromarray(disk_mask(H, W, 30, 24, 8)).save(tmp_path / "mask.png")
+    (tmp_path / "tmp").mkdir(mode=0o777)
+    (tmp_path / "tmp").chmod(0o777)
+    user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent", "TMPDIR": str(tmp_path / "tmp")}
+    command = [*user, sys.executable, "-m", "clearfill.cli"]
+    assert subprocess.run([*command, "--help"], env=env, capture_output=True, text=True).returncode == 0
+    run = subprocess.run([*command, "remove", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"),
+                          "-o", str(tmp_path / "out.png"), "--remover", "exemplar", "--preset", "offline"],
+                         env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and (tmp_path / "out.png").exists()
+    warnings = [line for line in run.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "compiled kernels are cached in" in warnings[0], run.stderr

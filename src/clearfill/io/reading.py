@@ -86,6 +86,12 @@ def _open(source, label: str, max_pixels: int | None) -> Image.Image:
     Pillow's own bomb limit is lifted for the call; ``max_pixels`` replaces it."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            raise InvalidInputError(f"{label.split()[0]} not found: {path}") from None
+        except OSError as exc:  # no permission to look, a name too long, a loop of links
+            raise InvalidInputError(f"cannot read {label}: {exc.strerror or exc}") from None
         if not path.exists():
             raise InvalidInputError(f"{label.split()[0]} not found: {path}")
         if path.is_dir():

@@ -146,6 +146,11 @@ def check_destination(path: Path, *, folder: bool = False) -> None:
     ``folder``) could not be written: something of the other kind in the way, a file
     where a parent folder should be, or no permission."""
     what = "folder" if folder else "output"
+    with output_errors(f"the {what}", path):  # a folder on the way that cannot even be looked into
+        _check_destination(path, folder, what)
+
+
+def _check_destination(path: Path, folder: bool, what: str) -> None:
     if path.exists() and path.is_dir() != folder:
         raise OutputError(f"cannot write the {what} {path}: it is {'a file' if folder else 'a folder'}")
     ancestor = path.parent
