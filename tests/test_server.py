@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -142,3 +142,17 @@ def test_concurrent_requests_queue_or_get_503_never_fail(picture):
         else:
             out = np.asarray(Image.open(stdio.BytesIO(response.content)))
             assert out.shape == picture.shape
+
+
+def test_a_float_tiff_comes_back_as_the_same_float_tiff(client, picture):
+    gray = picture[..., 0].astype(np.float32) * 3.5 - 100  # values far outside 0..1
+    tiff = stdio.BytesIO()
+    Image.fromarray(gray, "F").save(tiff, format="TIFF")
+    mask = disk_mask(H, W, 40, 30, 9)
+    response = post(client, tiff.getvalue(), png(mask))
+    assert response.status_code == 200 and response.headers["content-type"] == "image/tiff"
+    out = Image.open(stdio.BytesIO(response.content))
+    assert out.mode == "F"
+    values = np.asarray(out)
+    far = ~(np.asarray(Image.fromarray(mask).filter(ImageFilter.MaxFilter(31))) > 0)
+    assert np.array_equal(values[far], gray[far]) and not np.array_equal(values, gray)
