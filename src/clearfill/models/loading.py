@@ -16,6 +16,7 @@ nothing) and the part is dropped; a placeholder anywhere else refuses the file.
 from __future__ import annotations
 
 import pickle
+import pickletools
 import re
 import zipfile
 from pathlib import Path
@@ -113,6 +114,24 @@ def _first_line(error: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _pickle_imports(path: Path) -> list[str]:
+    """The globals a bare pickle would import, read from its opcodes without running
+    it (empty when the file is not a pickle at all)."""
+    strings, imports = [], []
+    try:
+        with open(path, "rb") as handle:
+            for opcode, argument, _ in pickletools.genops(handle):
+                if opcode.name in ("GLOBAL", "INST"):
+                    imports.append(argument.replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    imports.append(".".join(strings[-2:]))
+                elif isinstance(argument, str):
+                    strings.append(argument)
+    except Exception:  # garbage, or a pickle cut short: what was read so far is the answer
+        pass
+    return imports
+
+
 def _refused(path: Path, culprit: str | None) -> UnsafeModelError:
     return UnsafeModelError(
         f"refused to load {path}: it holds Python objects beyond tensors"
@@ -124,14 +143,13 @@ def read_training_checkpoint(path: Path, refusal: pickle.UnpicklingError) -> dic
     it names as an inert placeholder; only the parts in ``DISCARDED_PARTS`` may hold one."""
     import torch
 
-    first_culprit = re.search(r"GLOBAL ([\w.]+)", str(refusal))
-    if first_culprit is None and not zipfile.is_zipfile(path):  # not refused for a global: not a checkpoint at all
-        raise ModelLoadError(f"cannot read {path}: not a PyTorch weights file, or a truncated one "
-                             f"({_first_line(refusal)})")
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except Exception:  # not torch's zip format (a bare pickle): nothing to read more safely
-        raise _refused(path, first_culprit and first_culprit.group(1)) from None
+    if not zipfile.is_zipfile(path):  # a bare pickle, or not a pickle at all: nothing to read more safely
+        imports = _pickle_imports(path)
+        if not imports:
+            raise ModelLoadError(f"cannot read {path}: not a PyTorch weights file, or a truncated one "
+                                 f"({_first_line(refusal)})")
+        raise _refused(path, imports[0])
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     standins = [(_inert_standin(name), name) for name in names]
     try:
         with torch.serialization.safe_globals(standins):
