@@ -24,3 +24,13 @@ def isolated_model_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def empty_model_pool():
+    """Each test starts with no models loaded (the pool is process-wide) and leaves none."""
+    from clearfill.models.pool import POOL
+
+    POOL.clear()
+    yield
+    POOL.clear()

@@ -306,3 +306,26 @@ def test_a_small_image_runs_per_region_only_when_the_regions_are_a_small_part_of
     large_hole[40:360, 60:540] = True  # its region covers nearly all of the image
     remover(image, large_hole)
     assert seen == [(400, 600)]
+
+
+def test_models_are_pooled_apart_from_per_call_settings(lama_files, monkeypatch):
+    """Two option sets naming the same file share one loaded network; building a
+    pipeline around it loads nothing; another precision is another network."""
+    from clearfill.api import build_pipeline
+    from clearfill.config import PRESETS
+    from clearfill.models.pool import POOL
+
+    first = lama(lama_files["pth"], region_margin=64)
+    monkeypatch.setattr("clearfill.removers.lama.load_descriptor",
+                        lambda *a, **k: pytest.fail("a pooled model was loaded again"))
+    second = lama(lama_files["pth"], region_margin=16, region_trigger=400)
+    assert second.network is first.network and second.config.region_margin == 16
+    for padding in (16, 32, 48):
+        config = PRESETS["fast"].with_overrides({"remove.method": "lama", "remove.model": str(lama_files["pth"]),
+                                                 "crop.padding": padding})
+        pipeline = build_pipeline(config, device="cpu")
+        assert pipeline.stages[1].remover.network is first.network and pipeline.config is config
+    assert len([key for key in POOL.keys() if key[0] == "inpainter"]) == 1
+    monkeypatch.undo()
+    other = lama(lama_files["pth"], channels_last=False)
+    assert other.network is not first.network and len(POOL.keys()) == 2

@@ -27,7 +27,8 @@ def png(array, mode=None, fmt="PNG") -> bytes:
 
 @pytest.fixture
 def client():
-    return TestClient(create_app(ServerSettings(preset="fast", max_upload_mb=1, max_pixels=200_000)))
+    return TestClient(create_app(ServerSettings(preset="fast", max_upload_mb=1, max_pixels=200_000)),
+                      base_url="http://localhost:8765")
 
 
 @pytest.fixture
@@ -72,8 +73,8 @@ def test_stages_json_carries_each_stage_picture(client, picture):
     ("too_many_bytes", 413, "upload limit"),
     ("text_type", 415, "not an image"),
     ("bad_json", 422, "not valid JSON"),
-    ("bad_preset", 422, "unknown preset"),
-    ("bad_override", 422, "unknown parameter"),
+    ("bad_preset", 422, "preset must be one of"),
+    ("bad_override", 422, "unknown option 'crop.width'"),
     ("bad_option", 422, "unknown option"),
     ("overrides_not_object", 422, "overrides must be an object"),
     ("seed_not_int", 422, "seed must be an integer"),
@@ -114,7 +115,10 @@ def test_errors_are_json_with_the_right_status(client, picture, case, status, fr
 
 def test_info_endpoints(client):
     assert client.get("/healthz").json()["status"] == "ok"
-    assert {"reference", "fast", "offline"} <= set(client.get("/v1/presets").json())
+    presets = client.get("/v1/presets").json()
+    assert {"reference", "fast", "offline"} <= set(presets["presets"]) and presets["default"] == "fast"
+    assert presets["presets"]["fast"]["runs"]["remove"].startswith("telea")
+    assert presets["options"]["refine.steps"] == {"type": "integer", "min": 1, "max": 50}
     models = client.get("/v1/models").json()
     assert any(m["name"] == "big-lama" for m in models["models"])
     assert any(r["name"] == "exemplar" and r["usable"] for r in models["removers"])
@@ -129,7 +133,7 @@ def test_concurrent_requests_queue_or_get_503_never_fail(picture):
 
     async def burst():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8765") as http:
             files = {"image": ("p.png", image, "image/png"), "mask": ("m.png", mask, "image/png")}
             return await asyncio.gather(*[http.post("/v1/remove", files=files) for _ in range(8)])
 
@@ -156,3 +160,229 @@ def test_a_float_tiff_comes_back_as_the_same_float_tiff(client, picture):
     values = np.asarray(out)
     far = ~(np.asarray(Image.fromarray(mask).filter(ImageFilter.MaxFilter(31))) > 0)
     assert np.array_equal(values[far], gray[far]) and not np.array_equal(values, gray)
+
+
+# ----------------------------------------------------------------------------- untrusted options
+
+
+@pytest.mark.parametrize("options, status, fragment", [
+    ({"overrides": {"remove.model": "/etc/passwd"}}, 403, "remove.model is set by the server"),
+    ({"overrides": {"remove.model": "../../etc/hostname"}}, 403, "set by the server"),
+    ({"overrides": {"remove.method": "lama"}}, 403, "set by the server"),
+    ({"overrides": {"remove.options": ["a", "list"]}}, 403, "set by the server"),
+    ({"overrides": {"refine.model": "someone/some-repo"}}, 403, "refine.model is set by the server"),
+    ({"overrides": {"resize.upscaler": "/tmp/evil.pth"}}, 403, "set by the server"),
+    ({"overrides": {"refine.on_cpu": True}}, 403, "set by the server"),
+    ({"overrides": {"resize": {"target_pixels": 100_000_000}}}, 422, "between 4096 and 4e+06"),
+    ({"overrides": {"refine.steps": 1000}}, 422, "refine.steps must be between 1 and 50"),
+    ({"candidates": 9}, 422, "refine.candidates must be between 1 and 4"),
+    ({"overrides": {"crop.padding": "32"}}, 422, "crop.padding must be int"),
+    ({"overrides": {"crop.padding": True}}, 422, "crop.padding must be int"),
+    ({"overrides": {"resize.method": "magic"}}, 422, "resize.method must be one of"),
+    ({"overrides": {"refine.prompt": "x" * 301}}, 422, "longer than 300"),
+    ({"preset": ["fast"]}, 422, "preset must be one of"),
+    ({"seed": 2 ** 70}, 422, "seed must be an integer"),
+    ({"resize_mask": "yes"}, 422, "resize_mask must be true or false"),
+    ([1, 2], 422, "options must be a JSON object"),
+])
+def test_request_options_are_an_allow_list_with_bounds(client, picture, options, status, fragment):
+    response = post(client, png(picture), png(disk_mask(H, W, 40, 30, 9)), options)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert fragment in body["error"] and body["code"] in ("forbidden_option", "bad_options")
+
+
+def test_allowed_options_and_resize_mask_work(client, picture):
+    small_mask = png(disk_mask(H // 2, W // 2, 20, 15, 5))
+    assert post(client, png(picture), small_mask).status_code == 400
+    response = post(client, png(picture), small_mask,
+                    {"resize_mask": True, "overrides": {"crop": {"padding": 32}, "mask.grow_pixels": 4}, "seed": 5})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-clearfill-seed"] == "5"
+
+
+def test_server_side_settings_choose_the_models(picture):
+    settings = ServerSettings(preset="fast", overrides={"remove.method": "ns"})
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
+        presets = client.get("/v1/presets").json()
+        assert presets["presets"]["fast"]["runs"]["remove"].startswith("ns")
+        response = post(client, png(picture), png(disk_mask(H, W, 40, 30, 9)), params="?stages=1")
+        assert "ns (requested)" in response.json()["stages"][1]["note"]
+
+
+# ----------------------------------------------------------------------------- every error is JSON
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + data)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def test_hostile_files_get_4xx_json(client, picture):
+    from corpus.build import _ztxt_bomb, raw_exif
+
+    mask = png(disk_mask(H, W, 40, 30, 9))
+    huge = _bomb_png(30000, 30000)
+    text_orientation = stdio.BytesIO()
+    Image.fromarray(picture).save(text_orientation, format="JPEG", exif=raw_exif([(0x0112, 2, 4, b"six\x00")]))
+    cases = [(huge, mask, 413, "over the limit"), (png(picture), huge, 413, "over the limit"),
+             (_ztxt_bomb(Image.fromarray(picture)), mask, 400, "cannot read"),
+             (text_orientation.getvalue(), mask, 400, "invalid EXIF orientation")]
+    for image, mask_bytes, status, fragment in cases:
+        response = post(client, image, mask_bytes)
+        assert response.status_code == status and fragment in response.json()["error"], response.text
+
+
+def test_framework_errors_are_json_too(client, picture):
+    missing = client.post("/v1/remove", files={"image": ("p.png", png(picture), "image/png")})
+    assert missing.status_code == 422 and missing.json()["code"] == "bad_request" and "mask" in missing.json()["error"]
+    garbage = client.post("/v1/remove", content=b"--xx\r\nnot multipart at all",
+                          headers={"content-type": "multipart/form-data; boundary=yy"})
+    assert garbage.status_code in (400, 422) and "error" in garbage.json() and "detail" not in garbage.json()
+    assert client.get("/v1/nothing-here").json()["code"] == "not_found"
+    wrong_method = client.get("/v1/remove")
+    assert wrong_method.status_code == 405 and wrong_method.json()["code"] == "method_not_allowed"
+    extra = client.post("/v1/remove", files={"image": ("p.png", png(picture), "image/png"),
+                                             "mask": ("m.png", png(disk_mask(H, W, 40, 30, 9)), "image/png"),
+                                             "other": ("o.bin", b"x" * 1000, "image/png")})
+    assert extra.status_code == 422 and "unexpected form part 'other'" in extra.json()["error"]
+
+
+def test_a_bug_is_a_500_with_a_request_id_that_is_logged(picture, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("clearfill.server.app.build_pipeline", broken)
+    app = create_app(ServerSettings(preset="fast"))
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
+        response = post(client, png(picture), png(disk_mask(H, W, 40, 30, 9)))
+    body = response.json()
+    assert response.status_code == 500 and body["code"] == "internal" and body["request_id"] in body["error"]
+    assert "a bug" not in body["error"]
+    assert any(body["request_id"] in record.getMessage() and record.exc_info for record in caplog.records)
+
+
+# ----------------------------------------------------------------------------- the guard
+
+
+def _asgi(app, method="POST", path="/v1/remove", headers=(), chunks=(b"",), stall_after=None):
+    """Call the ASGI app directly: (status, JSON body, how many body chunks it pulled)."""
+    pulled, sent = [0], []
+
+    async def receive():
+        if stall_after is not None and pulled[0] >= stall_after:
+            await asyncio.sleep(3600)
+        index = pulled[0]
+        pulled[0] += 1
+        if index < len(chunks):
+            return {"type": "http.request", "body": chunks[index], "more_body": index + 1 < len(chunks)}
+        await asyncio.sleep(3600)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [(k.encode(), v.encode()) for k, v in (("host", "localhost:8765"), *headers)],
+             "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 8765), "client": ("127.0.0.1", 1),
+             "root_path": ""}
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body), pulled[0]
+
+
+def test_the_body_cap_holds_while_reading_and_a_stalled_body_times_out():
+    app = create_app(ServerSettings(preset="fast", max_upload_mb=1, body_timeout_s=0.3))
+    multipart = [("content-type", "multipart/form-data; boundary=b")]
+    status, body, pulled = _asgi(app, headers=[*multipart, ("content-length", "200000000")])
+    assert (status, body["code"], pulled) == (413, "too_large", 0)  # refused from the header: nothing read
+    chunk = b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n" + b"x" * 1_000_000
+    status, body, pulled = _asgi(app, headers=multipart, chunks=[chunk] * 200)  # 200 MB, no length declared
+    assert status == 413 and body["code"] == "too_large" and pulled <= 4  # cut off at the cap (2 x 1 MB + 1 MB)
+    status, body, _ = _asgi(app, headers=multipart, chunks=[chunk, chunk], stall_after=1)  # more was promised
+    assert status == 408 and body["code"] == "timeout"
+
+
+def test_host_origin_and_token_checks(picture):
+    image, mask = png(picture), png(disk_mask(H, W, 40, 30, 9))
+    files = {"image": ("p.png", image, "image/png"), "mask": ("m.png", mask, "image/png")}
+    app = create_app(ServerSettings(preset="fast", token="s3cret", origins=("https://editor.example",)))
+    with TestClient(app, base_url="http://localhost:8765") as client:
+        assert client.get("/healthz").status_code == 200  # open: a load balancer's probe
+        assert client.get("/").status_code == 200  # the editor page itself
+        assert client.post("/v1/remove", files=files).json()["code"] == "unauthorized"
+        assert client.post("/v1/remove", files=files, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = {"Authorization": "Bearer s3cret"}
+        assert client.post("/v1/remove", files=files, headers=ok).status_code == 200
+        assert client.get("/v1/presets?token=s3cret").status_code == 200  # EventSource cannot send headers
+        rebinding = client.get("/v1/presets", headers={**ok, "Host": "attacker.example"})
+        assert rebinding.status_code == 403 and rebinding.json()["code"] == "forbidden_host"
+        cross = client.post("/v1/remove", files=files, headers={**ok, "Origin": "https://evil.example"})
+        assert cross.status_code == 403 and cross.json()["code"] == "forbidden_origin"
+        same = client.post("/v1/remove", files=files, headers={**ok, "Origin": "http://localhost:8765"})
+        allowed = client.post("/v1/remove", files=files, headers={**ok, "Origin": "https://editor.example"})
+        assert same.status_code == allowed.status_code == 200
+
+
+def test_models_listing_downloads_nothing(client, monkeypatch):
+    monkeypatch.delenv("CLEARFILL_OFFLINE", raising=False)
+    monkeypatch.setattr("clearfill.models.store.download", lambda *a, **k: pytest.fail("downloaded"))
+    listing = client.get("/v1/models").json()
+    assert next(r for r in listing["removers"] if r["name"] == "lama")["usable"] is False
+    assert client.get("/v1/presets").json()["presets"]["reference"]["runs"]["remove"]
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+def _events(client, job_id: str, stop_at=None) -> list[dict]:
+    events = []
+    with client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                if stop_at and stop_at(events[-1]):
+                    break
+    return events
+
+
+def test_a_job_streams_its_progress_and_gives_the_same_result(picture):
+    image, mask = png(picture), png(disk_mask(H, W, 40, 30, 9))
+    files = {"image": ("p.png", image, "image/png"), "mask": ("m.png", mask, "image/png")}
+    options = {"options": json.dumps({"seed": 7})}
+    with TestClient(create_app(ServerSettings(preset="fast")), base_url="http://localhost") as client:
+        started = client.post("/v1/jobs", files=files, data=options)
+        assert started.status_code == 202
+        job = started.json()
+        events = _events(client, job["id"])
+        kinds = [event["type"] for event in events]
+        assert kinds[0] == "queued" and kinds[1] == "started" and kinds[-1] == "done"
+        stages = [(e["stage"], e["status"]) for e in events if e["type"] == "stage"]
+        assert stages[:2] == [("mask", "start"), ("mask", "end")] and ("stitch", "end") in stages
+        assert _events(client, job["id"]) == events  # a late subscriber sees them all
+        result = client.get(events[-1]["result"])
+        direct = client.post("/v1/remove", files=files, data=options)
+        assert result.status_code == 200 and result.content == direct.content
+        assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "done"
+        assert client.get("/v1/jobs/nope/events").json()["code"] == "not_found"
+
+
+def test_a_job_is_cancelled_while_it_waits_or_between_stages(picture):
+    big = photo_like(np.random.default_rng(1), 300, 400)
+    slow = {"image": ("p.png", png(big), "image/png"), "mask": ("m.png", png(disk_mask(300, 400, 200, 150, 60)),
+                                                                  "image/png")}
+    with TestClient(create_app(ServerSettings(preset="offline")), base_url="http://localhost") as client:
+        first = client.post("/v1/jobs", files=slow).json()
+        second = client.post("/v1/jobs", files=slow).json()
+        assert client.delete(f"/v1/jobs/{second['id']}").status_code == 202  # still waiting for the first
+        assert [e["type"] for e in _events(client, second["id"])] == ["queued", "cancelled"]
+        _events(client, first["id"], stop_at=lambda e: e["type"] == "stage" and e["stage"] == "remove")
+        client.delete(f"/v1/jobs/{first['id']}")
+        events = _events(client, first["id"])
+        assert events[-1]["type"] == "cancelled" and not any(e["type"] == "done" for e in events)
+        assert client.get(f"/v1/jobs/{first['id']}/result").json()["code"] == "not_ready"

@@ -12,13 +12,15 @@ from PIL import Image
 
 from . import io
 from .config import REFERENCE_SEED, PipelineConfig, preset as preset_config
-from .pipeline import Pipeline, StageRecord, State
+from .errors import InvalidConfigError
+from .pipeline import Pipeline, Progress, StageRecord, State
 from .stages import CropStage, MaskPrepStage, RefineStage, RemoveStage, ResizeStage, StitchStage
 
 
 def build_pipeline(config: PipelineConfig, *, device: str = "auto") -> Pipeline:
-    """The standard stage list for ``config``. Build it once and reuse it: model
-    stages load their weights in their constructors."""
+    """The standard stage list for ``config``. Model stages take their networks from
+    the process-wide pool (``models.pool``): the first pipeline that names a model
+    loads it, later ones (any preset, any per-call settings) cost microseconds."""
     return Pipeline([
         MaskPrepStage(config.mask),
         RemoveStage(config.remove, device=device),
@@ -26,7 +28,7 @@ def build_pipeline(config: PipelineConfig, *, device: str = "auto") -> Pipeline:
         ResizeStage(config.resize, device=device),
         RefineStage(config.refine, device=device),
         StitchStage(config.stitch),
-    ])
+    ], config=config)
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Result:
     source: io.LoadedImage  # the input, with what is needed to write the output like it
     stages: list[StageRecord]
     seed: int
-    config: PipelineConfig
+    config: PipelineConfig | None  # the config that ran (None for a hand-made pipeline without one)
     hole: np.ndarray  # bool H x W: the prepared hole (empty when the mask marked nothing)
     stage_pictures: dict[str, np.ndarray] = field(default_factory=dict)  # stage name -> float RGB
     guard: list = field(default_factory=list)  # refinement candidates' guard scores (clearfill.guard)
@@ -86,7 +88,7 @@ def resolve_config(preset: str | PipelineConfig, overrides: Mapping[str, Any]) -
 def remove(
     image: io.ImageSource | io.LoadedImage,
     mask: io.ImageSource,
-    preset: str | PipelineConfig = "reference",
+    preset: str | PipelineConfig | None = None,
     *,
     seed: int | None = None,
     device: str = "auto",
@@ -94,27 +96,37 @@ def remove(
     resize_mask: bool = False,
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
     pipeline: Pipeline | None = None,
+    progress: Progress | None = None,
     **overrides: Any,
 ) -> Result:
     """Remove what ``mask`` marks from ``image`` and fill the hole.
 
     image, mask: paths, PIL images or uint8 arrays; the mask's white (255) marks what
                  to remove (see ``io.load_mask`` for alpha and colour masks).
-    preset:      "reference", "fast", "offline", or a ``PipelineConfig``.
+    preset:      "reference" (the default), "fast", "offline", or a ``PipelineConfig``.
     overrides:   single parameters, ``**{"crop.padding": 32}`` or ``crop={"padding": 32}``.
     seed:        fixes every random choice (default: the reference workflow's seed).
     keep_stages: keep each stage's picture in ``Result.stage_pictures``.
-    pipeline:    a pipeline built earlier with ``build_pipeline`` (models stay loaded);
-                 ``preset`` and ``overrides`` must then be left out.
+    pipeline:    a pipeline built earlier (``build_pipeline``); it runs with its own
+                 config, so ``preset`` and ``overrides`` must then be left out.
+    max_pixels:  refuse larger images and masks before decoding; None lifts the limit.
+    progress:    receives stage, step and tile events and can cancel the run (``pipeline.Progress``).
 
     Raises InvalidInputError for unusable inputs (unreadable, size mismatch, a mask
     covering everything) and InvalidConfigError for unknown presets or parameters.
     An empty mask returns the image unchanged.
     """
-    config = resolve_config(preset, overrides)
+    if pipeline is not None:
+        if preset is not None or overrides:
+            raise InvalidConfigError("pass either a pipeline or a preset and overrides: a pipeline runs with the "
+                                     "config it was built from")
+        config = pipeline.config
+    else:
+        config = resolve_config("reference" if preset is None else preset, overrides)
     source = image if isinstance(image, io.LoadedImage) else io.load_image(image, max_pixels=max_pixels)
     mask_values = io.load_mask(mask, source.size, resize_mask=resize_mask, max_pixels=max_pixels)
-    state = State(image=source.rgb, mask=mask_values, seed=REFERENCE_SEED if seed is None else seed, device=device)
+    state = State(image=source.rgb, mask=mask_values, seed=REFERENCE_SEED if seed is None else seed,
+                  progress=progress or Progress())
     run = (pipeline or build_pipeline(config, device=device)).run(state, keep_pictures=keep_stages)
     return Result(
         pixels=run.output,

@@ -52,6 +52,10 @@ class OutputError(ClearfillError):
     """A destination that cannot be written: a folder in the way, no permission, a full disk."""
 
 
+class Cancelled(ClearfillError):
+    """The run was cancelled (between stages, refiner steps or SR tiles)."""
+
+
 class UnsafeModelError(ClearfillError):
     """A model file that would run code when loaded (a crafted pickle, untrusted TorchScript)."""
 

@@ -1,20 +1,26 @@
 """The staged pipeline: a list of stages run in order over one ``State``.
 
 Each stage is a small object with a ``name`` and a ``run(state)`` that reads the
-fields earlier stages filled and fills its own. A stage that has nothing to do
-raises ``StageSkipped`` with the reason; the pipeline times every stage, records
-what ran and what was skipped, and on request keeps each stage's picture.
+fields earlier stages filled and fills its own; it declares them in ``needs`` and
+``makes``, and the pipeline checks the order when it is built (a missing maker is
+an error then, not an AttributeError halfway through a run). A stage that has
+nothing to do raises ``StageSkipped`` with the reason; the pipeline times every
+stage, records what ran and what was skipped, and on request keeps each stage's
+picture. Stages hold settings and pooled models (``models.pool``), so building a
+pipeline is cheap once its models are loaded.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
+from .errors import Cancelled, InvalidConfigError
 from .imaging import composite
 
 
@@ -52,6 +58,25 @@ class CropRecord:
         )
 
 
+class Progress:
+    """Where a run says what it is doing (stage start and end, refiner steps, SR
+    tiles) and how it is told to stop: every report checks ``cancel`` first and
+    raises Cancelled once it is set."""
+
+    def __init__(self, listener: Callable[[dict], None] | None = None, cancel: threading.Event | None = None):
+        self.listener, self.cancel = listener, cancel
+
+    def report(self, kind: str, **fields) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("cancelled")
+        if self.listener is not None:
+            self.listener({"type": kind, **fields})
+
+    def steps(self, stage: str) -> Callable[[int, int], None]:
+        """A ``(done, total)`` callback for a stage's inner loop."""
+        return lambda done, total: self.report("progress", stage=stage, step=done, total=total)
+
+
 @dataclass
 class State:
     """Everything the stages read and write. The input image is never modified."""
@@ -59,7 +84,6 @@ class State:
     image: np.ndarray  # float32 H x W x 3, the original
     mask: np.ndarray  # float32 H x W, the user's mask as given (1 = remove)
     seed: int = 0
-    device: str = "auto"
     hole: np.ndarray | None = None  # bool H x W after mask preparation
     removed: np.ndarray | None = None  # full image with the hole filled by the remover
     crop: CropRecord | None = None
@@ -70,16 +94,23 @@ class State:
     guard_choice: int | None = None  # seed of the candidate kept
     output: np.ndarray | None = None  # the final image
     notes: dict[str, str] = field(default_factory=dict)  # stage name -> what it did, in words
+    progress: Progress = field(default_factory=Progress)
 
     @property
     def size(self) -> tuple[int, int]:
         return self.image.shape[1], self.image.shape[0]
 
 
+INPUTS = ("image", "mask", "seed")  # the State fields every run starts with
+
+
 class Stage(ABC):
-    """One step of the pipeline. Subclasses set ``name`` and implement ``run``."""
+    """One step of the pipeline. Subclasses set ``name``, the State fields they read
+    (``needs``) and fill (``makes``), and implement ``run``."""
 
     name: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ()
+    makes: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def run(self, state: State) -> None:
@@ -112,11 +143,20 @@ class Pipeline:
     """Runs stages in order. An empty hole after mask preparation ends the run early
     with the input unchanged."""
 
-    def __init__(self, stages: Sequence[Stage]):
+    def __init__(self, stages: Sequence[Stage], config=None):
         names = [stage.name for stage in stages]
         if len(set(names)) != len(names):
-            raise ValueError(f"stage names must be unique, got {names}")
+            raise InvalidConfigError(f"stage names must be unique, got {names}")
+        available = set(INPUTS)
+        for stage in stages:
+            missing = [field for field in stage.needs if field not in available]
+            if missing:
+                raise InvalidConfigError(
+                    f"stage {stage.name!r} needs {' and '.join(missing)}, which no stage before it makes "
+                    f"(stages: {', '.join(names)})")
+            available.update(stage.makes)
         self.stages = list(stages)
+        self.config = config  # the PipelineConfig it was built from, if any
 
     def run(self, state: State, *, keep_pictures: bool = False) -> Run:
         records: list[StageRecord] = []
@@ -125,13 +165,20 @@ class Pipeline:
             if state.hole is not None and not state.hole.any():
                 records.append(StageRecord(stage.name, False, 0.0, "mask is empty: nothing to remove"))
                 continue
+            state.progress.report("stage", stage=stage.name, status="start")
             start = time.perf_counter()
             try:
                 stage.run(state)
             except StageSkipped as skipped:
                 records.append(StageRecord(stage.name, False, time.perf_counter() - start, str(skipped)))
+            else:
+                records.append(StageRecord(stage.name, True, time.perf_counter() - start,
+                                           state.notes.get(stage.name, "")))
+            record = records[-1]
+            state.progress.report("stage", stage=stage.name, status="end", ran=record.ran,
+                                  seconds=round(record.seconds, 4), note=record.note)
+            if not record.ran:
                 continue
-            records.append(StageRecord(stage.name, True, time.perf_counter() - start, state.notes.get(stage.name, "")))
             if keep_pictures:
                 picture = stage.picture(state)
                 if picture is not None:

@@ -40,7 +40,7 @@ class Worker:
         report = {"image": item.image, "mask": item.mask, "output": item.output}
         try:
             image = io.load_image(_source(item.image), max_pixels=self.settings.max_pixels)
-            result = remove(image, _source(item.mask), self.config, pipeline=self.pipeline,
+            result = remove(image, _source(item.mask), pipeline=self.pipeline,
                             seed=self.settings.seed, resize_mask=self.settings.resize_mask,
                             max_pixels=self.settings.max_pixels)
             storage.write_atomic(item.output, io.encode_image(result.pixels, result.source, io.output_format(item.output)))

@@ -235,7 +235,9 @@ class Refiner:
         return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, *, seed: int, strength: float = 0.8,
-                 steps: int = 20, guidance: float = 30.0, prompt: str = "", negative_prompt: str = "") -> np.ndarray:
+                 steps: int = 20, guidance: float = 30.0, prompt: str = "", negative_prompt: str = "",
+                 progress=None) -> np.ndarray:
+        """``progress(done, total)`` after each denoising step (it may raise to stop the run)."""
         import torch
 
         height, width = mask.shape
@@ -243,6 +245,12 @@ class Refiner:
         common = dict(image=Image.fromarray(quantize(image)), mask_image=Image.fromarray(quantize(mask)),
                       height=height, width=width, strength=strength, num_inference_steps=steps,
                       guidance_scale=guidance, generator=generator, output_type="np")
+        if progress is not None:
+            def on_step_end(pipeline, step, timestep, tensors):
+                progress(step + 1, getattr(pipeline, "num_timesteps", steps))
+                return tensors
+
+            common["callback_on_step_end"] = on_step_end
         if self.is_flux:
             result = self.pipeline(**common, **self._prompt_embeddings(prompt))
         else:

@@ -8,12 +8,15 @@ no seam shows where two tiles meet.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import ModelLoadError
 from . import locate
 from .device import resolve_device, spandrel_precision
 from .loading import load_descriptor
+from .pool import POOL
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -45,8 +48,9 @@ def _rise(overlap: int) -> np.ndarray:
     return np.concatenate([np.zeros(quarter), (np.arange(middle) + 0.5) / middle, np.ones(quarter)]).astype(np.float32)
 
 
-def run_tiled(infer, image: np.ndarray, scale: int, tile: int, overlap: int) -> np.ndarray:
-    """Apply ``infer`` (H x W x 3 -> sH x sW x 3) tile by tile and blend the results."""
+def run_tiled(infer, image: np.ndarray, scale: int, tile: int, overlap: int, progress=None) -> np.ndarray:
+    """Apply ``infer`` (H x W x 3 -> sH x sW x 3) tile by tile and blend the results;
+    ``progress(done, total)`` after each tile."""
     height, width = image.shape[:2]
     rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
     out = np.zeros((height * scale, width * scale, 3), np.float32)
@@ -63,28 +67,50 @@ def run_tiled(infer, image: np.ndarray, scale: int, tile: int, overlap: int) -> 
                               ramp(w * scale, before_x * scale, after_x * scale))[..., None]
             out[y * scale:(y + h) * scale, x * scale:(x + w) * scale] += weight * result
             total[y * scale:(y + h) * scale, x * scale:(x + w) * scale] += weight
+            if progress is not None:
+                progress(i * len(cols) + j + 1, len(rows) * len(cols))
     return out / total
 
 
+@dataclass(frozen=True)
+class LoadedUpscaler:
+    """An SR network on its device: what the model pool keeps."""
+
+    descriptor: object
+    device: str
+    dtype: object
+    label: str
+
+    @property
+    def scale(self) -> int:
+        return self.descriptor.scale
+
+
+def load_upscaler(model_file, device: str, precision: str) -> LoadedUpscaler:
+    from spandrel import ImageModelDescriptor
+
+    descriptor = load_descriptor(model_file.path, torchscript_trusted=model_file.checksum_matches)
+    if not isinstance(descriptor, ImageModelDescriptor) or descriptor.input_channels != 3:
+        raise ModelLoadError(f"{model_file.label} is not a 3-channel image-to-image (super-resolution) model")
+    dtype = spandrel_precision(descriptor, model_file.label).dtype(precision, device)
+    descriptor.to(device)
+    descriptor.model.to(dtype=dtype)
+    return LoadedUpscaler(descriptor, device, dtype, model_file.label)
+
+
 class Upscaler:
-    """A loaded SR model: ``upscaler(image)`` -> image ``scale`` times larger (float RGB)."""
+    """``upscaler(image)`` -> image ``scale`` times larger (float RGB): a pooled SR
+    network run in tiles of this upscaler's own size."""
 
     def __init__(self, model: str, *, device: str = "auto", tile: int = 512, overlap: int = 32,
                  precision: str = "auto"):
-        from spandrel import ImageModelDescriptor
-
+        device = resolve_device(device)
         model_file = locate(model)
-        descriptor = load_descriptor(model_file.path, torchscript_trusted=model_file.checksum_matches)
-        if not isinstance(descriptor, ImageModelDescriptor) or descriptor.input_channels != 3:
-            raise ModelLoadError(f"{model_file.label} is not a 3-channel image-to-image (super-resolution) model")
-        self.device = resolve_device(device)
-        self.dtype = spandrel_precision(descriptor, model_file.label).dtype(precision, self.device)
-        descriptor.to(self.device)
-        descriptor.model.to(dtype=self.dtype)
-        self.descriptor = descriptor
-        self.scale = descriptor.scale
+        self.network = POOL.get(("upscaler", str(model_file.path.resolve()), device, precision),
+                                lambda: load_upscaler(model_file, device, precision))
+        self.device, self.dtype, self.label = self.network.device, self.network.dtype, self.network.label
+        self.descriptor, self.scale = self.network.descriptor, self.network.scale
         self.tile, self.overlap = tile, overlap
-        self.label = model_file.label
 
     def _infer(self, image: np.ndarray) -> np.ndarray:
         import torch
@@ -94,5 +120,5 @@ class Upscaler:
             result = self.descriptor(pixels.to(self.device, self.dtype))
             return result[0].float().clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return run_tiled(self._infer, image, self.scale, self.tile, self.overlap)
+    def __call__(self, image: np.ndarray, progress=None) -> np.ndarray:
+        return run_tiled(self._infer, image, self.scale, self.tile, self.overlap, progress)

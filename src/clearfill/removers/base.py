@@ -29,21 +29,22 @@ class RemoverInfo:
     summary: str
     needs_weights: bool = False
     auto_rank: int = 0  # "auto" picks the usable remover with the highest rank
-    usable: Callable[[], tuple[bool, str]] = lambda: (True, "")  # (usable here?, why not)
+    # usable(download=...) -> (usable here?, why not); download=False never fetches weights to find out
+    usable: Callable[..., tuple[bool, str]] = lambda **_: (True, "")
 
 
 REGISTRY: dict[str, RemoverInfo] = {}
 
 
 def register(name: str, *, config: type, summary: str, needs_weights: bool = False, auto_rank: int = 0,
-             usable: Callable[[], tuple[bool, str]] | None = None):
+             usable: Callable[..., tuple[bool, str]] | None = None):
     """Class or function decorator: make ``name`` selectable as ``remove.method``."""
 
     def decorate(factory):
         if name in REGISTRY:
             raise ValueError(f"remover {name!r} registered twice")
         REGISTRY[name] = RemoverInfo(name, factory, config, summary, needs_weights, auto_rank,
-                                     usable or (lambda: (True, "")))
+                                     usable or (lambda **_: (True, "")))
         return factory
 
     return decorate
@@ -60,14 +61,16 @@ class Choice:
         return f"{self.name} ({self.reason})"
 
 
-def choose(method: str) -> Choice:
+def choose(method: str, *, download: bool = True) -> Choice:
+    """The remover ``method`` names; for "auto" the best usable one (``download=False``:
+    judged without fetching any weights, for listings)."""
     if method != "auto":
         if method not in REGISTRY:
             raise InvalidConfigError(f"unknown remover {method!r}; choose from auto, {', '.join(sorted(REGISTRY))}")
         return Choice(method, "requested")
     passed_over = []
     for info in sorted(REGISTRY.values(), key=lambda i: -i.auto_rank):
-        ok, why_not = info.usable()
+        ok, why_not = info.usable(download=download)
         if ok:
             reason = "best available"
             if passed_over:

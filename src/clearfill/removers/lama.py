@@ -20,6 +20,7 @@ from .. import imaging, models
 from ..errors import ModelLoadError, ModelNotAvailableError, ChecksumError
 from ..models.device import LAMA_PRECISION, PrecisionPolicy, resolve_device, spandrel_precision
 from ..models.loading import load_descriptor
+from ..models.pool import POOL
 from .base import register
 
 
@@ -90,29 +91,51 @@ class ArchitectureSupport:
 ARCHITECTURES: dict[str, ArchitectureSupport] = {"LaMa": ArchitectureSupport(LAMA_PRECISION)}
 
 
+@dataclass(frozen=True)
+class LoadedInpainter:
+    """A spandrel inpainting network on its device, ready to run: what the model pool
+    keeps, shared by every remover (and every option set) that names the same file."""
+
+    descriptor: object
+    device: str
+    dtype: object
+    channels_last: bool
+    forward: Callable  # forward(pixels, mask) -> pixels, tensors on ``device``
+    label: str
+
+
+def load_inpainter(model_file, device: str, precision: str, channels_last: bool) -> LoadedInpainter:
+    from spandrel import MaskedImageModelDescriptor
+
+    descriptor = load_descriptor(model_file.path, torchscript_trusted=model_file.checksum_matches)
+    if not isinstance(descriptor, MaskedImageModelDescriptor):
+        raise ModelLoadError(f"{model_file.label} is a {descriptor.architecture.name} model, not an inpainting model")
+    name = descriptor.architecture.id
+    support = ARCHITECTURES.get(name) or ArchitectureSupport(spandrel_precision(descriptor, name))
+    dtype = support.precision.dtype(precision, device)
+    descriptor.to(device)
+    descriptor.model.to(dtype=dtype)
+    channels_last = channels_last and support.channels_last
+    if channels_last:
+        to_channels_last(descriptor.model)
+    return LoadedInpainter(descriptor, device, dtype, channels_last, support.prepare(descriptor, device, dtype),
+                           model_file.label)
+
+
 class LamaRemover:
-    """A spandrel inpainting model (LaMa, MAT or any ``MaskedImageModelDescriptor``) as a remover."""
+    """A spandrel inpainting model (LaMa, MAT or any ``MaskedImageModelDescriptor``) as a
+    remover: the network comes from the model pool, the settings are this remover's own."""
 
     def __init__(self, config: LamaConfig, device: str = "auto"):
-        from spandrel import MaskedImageModelDescriptor
-
         self.config = config
-        self.device = resolve_device(device)
+        device = resolve_device(device)
         model_file = models.locate(config.model)
-        descriptor = load_descriptor(model_file.path, torchscript_trusted=model_file.checksum_matches)
-        if not isinstance(descriptor, MaskedImageModelDescriptor):
-            raise ModelLoadError(f"{model_file.label} is a {descriptor.architecture.name} model, not an inpainting model")
-        name = descriptor.architecture.id
-        support = ARCHITECTURES.get(name) or ArchitectureSupport(spandrel_precision(descriptor, name))
-        self.dtype = support.precision.dtype(config.precision, self.device)
-        descriptor.to(self.device)
-        descriptor.model.to(dtype=self.dtype)
-        self.channels_last = config.channels_last and support.channels_last
-        if self.channels_last:
-            to_channels_last(descriptor.model)
-        self.descriptor = descriptor
-        self._forward = support.prepare(descriptor, self.device, self.dtype)
-        self.label = model_file.label
+        key = ("inpainter", str(model_file.path.resolve()), device, config.precision, config.channels_last)
+        self.network = POOL.get(key, lambda: load_inpainter(model_file, device, config.precision,
+                                                            config.channels_last))
+        self.device, self.dtype, self.label = self.network.device, self.network.dtype, self.network.label
+        self.descriptor, self.channels_last = self.network.descriptor, self.network.channels_last
+        self._forward = self.network.forward
 
     def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         height, width = hole.shape
@@ -163,15 +186,16 @@ class LamaRemover:
             torch.set_num_threads(threads)
 
 
-def _lama_usable() -> tuple[bool, str]:
-    """For "auto": usable when torch is installed and big-lama is cached or downloads now."""
+def _lama_usable(download: bool = True) -> tuple[bool, str]:
+    """For "auto": usable when torch is installed and big-lama is cached or (when
+    ``download``) downloads now."""
     try:
         import spandrel  # noqa: F401
         import torch  # noqa: F401
     except ImportError:
         return False, "torch/spandrel not installed (pip install 'clearfill[models]')"
     ok, why = models.usable_without_download("big-lama")
-    if ok or models.store.offline():
+    if ok or models.store.offline() or not download:
         return ok, why
     try:
         models.locate("big-lama")

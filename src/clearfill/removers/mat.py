@@ -53,7 +53,7 @@ def prepare_mat(descriptor, device: str, dtype):
 ARCHITECTURES["MAT"] = ArchitectureSupport(MAT_PRECISION, channels_last=False, prepare=prepare_mat)
 
 
-def _mat_usable() -> tuple[bool, str]:
+def _mat_usable(download: bool = True) -> tuple[bool, str]:
     from .. import models
 
     if not install_extra_architectures():

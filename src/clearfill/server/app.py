@@ -1,10 +1,14 @@
 """The HTTP API over the library's ``remove`` call.
 
-Pipelines (and their models) are built once per preset and shared. Removals run
-one at a time per device, in a worker thread; requests beyond ``queue_size``
-waiting get 503 with Retry-After instead of piling up. Library errors become
-JSON errors with the right status: 400 bad image or mask, 413 too large, 415 not
-an image type, 422 bad options, 503 busy.
+Requests pick one of the server's presets and change per-call settings within the
+allow-list (``requests``); models are the server's (its presets and overrides)
+and live in the process-wide pool, so a pipeline is built per request for
+nothing. Removals run one at a time per device in a worker thread (decoding,
+the pipeline and encoding alike: the event loop only moves bytes), at most
+``queue_size`` waiting; more get 503 with Retry-After. ``/v1/remove`` answers
+with the image; ``/v1/jobs`` runs the same removal as a job whose progress
+streams as server-sent events. Every error is JSON ``{"error", "code"}``; a 500
+is a bug, logged with its traceback under the request id it answers with.
 """
 
 from __future__ import annotations
@@ -13,91 +17,101 @@ import asyncio
 import base64
 import io as stdio
 import json
-import threading
-from dataclasses import dataclass
+import logging
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
-from .. import __version__, io
-from ..api import build_pipeline, remove, resolve_config
-from ..config import PRESETS
-from ..errors import ImageTooLargeError, InvalidConfigError, InvalidInputError
+from .. import __version__, io, removers
+from ..api import build_pipeline, remove
+from ..config import PRESETS, PipelineConfig
+from ..errors import (
+    Cancelled, ClearfillError, ImageTooLargeError, InvalidConfigError, InvalidInputError, ModelNotAvailableError,
+)
 from ..imaging import quantize
-from ..pipeline import Pipeline
+from ..pipeline import Progress
+from . import requests
+from .guard import LOOPBACK_NAMES, Guard, GuardSettings, send_error
+from .jobs import FINAL, Jobs
+from .requests import RequestError
 
+log = logging.getLogger("clearfill.server")
 _CHUNK = 1 << 20
 _MEDIA = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "TIFF": "image/tiff", "BMP": "image/bmp"}
+_PARTS = {"image", "mask", "options"}
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    preset: str = "offline"  # default preset for requests that name none
+    preset: str = "reference"  # for requests that name none
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # the server's own: models, devices, anything
     max_pixels: int = 40_000_000
-    max_upload_mb: float = 50.0
+    max_upload_mb: float = 50.0  # per image or mask
     queue_size: int = 8  # removals allowed to wait for the device; more get 503
     device: str = "auto"
+    token: str | None = None
+    hosts: tuple[str, ...] = LOOPBACK_NAMES  # Host names answered; () for any
+    origins: tuple[str, ...] = ()  # other origins allowed to call the API
+    body_timeout_s: float = 30.0
+    job_ttl_s: float = 600.0
+
+    def presets(self) -> dict[str, PipelineConfig]:
+        return {name: config.with_overrides(self.overrides) if self.overrides else config
+                for name, config in PRESETS.items()}
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
-class _Pipelines:
-    """One pipeline per (preset, overrides), built on first use and kept."""
-
-    def __init__(self, device: str):
-        self.device = device
-        self._built: dict[str, tuple[Any, Pipeline]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, preset: str, overrides: dict) -> tuple[Any, Pipeline]:
-        key = json.dumps([preset, overrides], sort_keys=True, default=str)
-        with self._lock:
-            if key not in self._built:
-                config = resolve_config(preset, overrides)
-                self._built[key] = (config, build_pipeline(config, device=self.device))
-            return self._built[key]
-
-
-def _parse_options(text: str | None, default_preset: str) -> dict:
+def runs(config: PipelineConfig, device: str) -> dict[str, str]:
+    """What a preset will run on this server, in words (judged without downloading)."""
     try:
-        options = json.loads(text) if text else {}
-    except json.JSONDecodeError as exc:
-        raise ApiError(422, f"options is not valid JSON: {exc.msg}") from None
-    if not isinstance(options, dict):
-        raise ApiError(422, "options must be a JSON object")
-    unknown = set(options) - {"preset", "overrides", "seed", "candidates"}
-    if unknown:
-        raise ApiError(422, f"unknown option {sorted(unknown)[0]!r}; known: preset, overrides, seed, candidates")
-    if not isinstance(options.get("overrides") or {}, dict):
-        raise ApiError(422, "overrides must be an object of stage.param: value")
-    overrides = dict(options.get("overrides") or {})
-    if options.get("candidates") is not None:
-        overrides["refine.candidates"] = options["candidates"]
-    seed = options.get("seed")
-    if seed is not None and not isinstance(seed, int):
-        raise ApiError(422, "seed must be an integer")
-    return {"preset": options.get("preset", default_preset), "overrides": overrides, "seed": seed}
+        remover = removers.choose(config.remove.method, download=False).describe()
+    except ClearfillError as exc:
+        remover = f"none usable: {exc}"
+    upscaler = config.resize.upscaler or config.resize.method
+    refiner = config.refine.model or "none"
+    if config.refine.model and device == "cpu" and not config.refine.on_cpu:
+        refiner += " (skipped on the CPU)"
+    return {"remove": remover, "upscale": upscaler, "refine": refiner}
 
 
-async def _read_capped(upload: UploadFile, limit: int, what: str) -> bytes:
-    content_type = (upload.content_type or "").split(";")[0].strip()
-    if content_type and not (content_type.startswith("image/") or content_type == "application/octet-stream"):
-        raise ApiError(415, f"{what} has content type {content_type}, not an image")
-    chunks, size = [], 0
-    while chunk := await upload.read(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"{what} is larger than the {limit / 1e6:.0f} MB upload limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def error_for(exc: ClearfillError) -> RequestError:
+    if isinstance(exc, ImageTooLargeError):
+        return RequestError(413, str(exc), "too_large")
+    if isinstance(exc, InvalidInputError):
+        return RequestError(400, str(exc), "bad_input")
+    if isinstance(exc, InvalidConfigError):
+        return RequestError(422, str(exc), "bad_options")
+    if isinstance(exc, ModelNotAvailableError):
+        return RequestError(503, str(exc), "model_unavailable", {"Retry-After": "60"})
+    if isinstance(exc, Cancelled):
+        return RequestError(409, "the job was cancelled", "cancelled")
+    return RequestError(500, f"the server's model setup failed: {exc}", "model_error")
+
+
+# ----------------------------------------------------------------------------- the work (in a worker thread)
+
+
+@dataclass(frozen=True)
+class Upload:
+    image: bytes
+    mask: bytes
+    request: requests.Request
+    stages: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    media_type: str
+    body: bytes
+    headers: dict[str, str]
+    seed: int
 
 
 def _data_url(picture: np.ndarray) -> str:
@@ -108,16 +122,130 @@ def _data_url(picture: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def create_app(settings: ServerSettings = ServerSettings()) -> FastAPI:
+def _encoded(result) -> tuple[str, bytes]:
+    """The output in the input's format (PNG when the input's cannot hold it, e.g. alpha in JPEG)."""
+    fmt = result.source.format if result.source.format in _MEDIA else "PNG"
+    try:
+        return fmt, io.encode_image(result.pixels, result.source, fmt)
+    except InvalidInputError:
+        return "PNG", io.encode_image(result.pixels, result.source, "PNG")
+
+
+def process(upload: Upload, settings: ServerSettings, presets: dict[str, PipelineConfig],
+            progress: Progress) -> Outcome:
+    """One removal, start to finish: decode, build the pipeline (pooled models), run, encode."""
+    request = upload.request
+    try:
+        config = presets[request.preset].with_overrides(request.overrides)
+        source = io.load_image(stdio.BytesIO(upload.image), max_pixels=settings.max_pixels)
+        mask = io.load_mask(stdio.BytesIO(upload.mask), source.size, resize_mask=request.resize_mask,
+                            max_pixels=settings.max_pixels)
+        pipeline = build_pipeline(config, device=settings.device)
+        result = remove(source, mask, pipeline=pipeline, seed=request.seed, keep_stages=upload.stages,
+                        progress=progress)
+        fmt, data = _encoded(result)
+    except ClearfillError as exc:
+        raise error_for(exc) from None
+    headers = {
+        "X-Clearfill-Seed": str(result.seed),
+        "X-Clearfill-Stages": ",".join(r.name for r in result.stages if r.ran),
+        "X-Clearfill-Skipped": json.dumps(result.skipped),
+        "X-Clearfill-Timings": json.dumps({k: round(v, 4) for k, v in result.timings.items()}),
+    }
+    if not upload.stages:
+        return Outcome(_MEDIA[fmt], data, headers, result.seed)
+    body = json.dumps({
+        "seed": result.seed,
+        "stages": [{"name": r.name, "ran": r.ran, "seconds": r.seconds, "note": r.note} for r in result.stages],
+        "pictures": {name: _data_url(p) for name, p in result.stage_pictures.items()},
+        "image": _data_url(result.pixels),
+        "output": f"data:{_MEDIA[fmt]};base64," + base64.b64encode(data).decode(),  # the input's format and size
+    }).encode()
+    return Outcome("application/json", body, headers, result.seed)
+
+
+class Device:
+    """Removals one at a time on the device, in a worker thread; at most ``queue_size``
+    more may wait (one running plus that many), others get 503 at once."""
+
+    def __init__(self, queue_size: int):
+        self.queue_size, self.admitted = queue_size, 0
+        self._lock: asyncio.Lock | None = None
+
+    def admit(self) -> None:
+        if self.admitted > self.queue_size:
+            raise RequestError(503, "busy: too many removals waiting; retry shortly", "busy", {"Retry-After": "2"})
+        self.admitted += 1
+
+    async def run(self, work: Callable[[], Outcome]) -> Outcome:
+        """Run ``work`` (already admitted) when the device is free; release its place."""
+        self._lock = self._lock or asyncio.Lock()
+        try:
+            async with self._lock:
+                return await asyncio.to_thread(work)
+        finally:
+            self.admitted -= 1
+
+
+# ----------------------------------------------------------------------------- the app
+
+
+async def _read_part(upload: UploadFile, limit: int, what: str) -> bytes:
+    content_type = (upload.content_type or "").split(";")[0].strip()
+    if content_type and not (content_type.startswith("image/") or content_type == "application/octet-stream"):
+        raise RequestError(415, f"{what} has content type {content_type}, not an image", "unsupported_type")
+    chunks, size = [], 0
+    while chunk := await upload.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"{what} is larger than the {limit / 1e6:.0f} MB upload limit", "too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error_response(error: RequestError) -> JSONResponse:
+    return JSONResponse({"error": error.message, "code": error.code}, status_code=error.status,
+                        headers=error.headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError):
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "request"
+            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        return _error_response(RequestError(422, "; ".join(problems) or "invalid request", "bad_request"))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        if isinstance(exc.__cause__, RequestError):  # raised while FastAPI read the body: the cap or a stall
+            return _error_response(exc.__cause__)
+        code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(exc.status_code, "http_error")
+        return _error_response(RequestError(exc.status_code, str(exc.detail), code, dict(exc.headers or {})))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        request_id = secrets.token_hex(6)
+        log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": f"internal error (request id {request_id})", "code": "internal",
+                             "request_id": request_id}, status_code=500)
+
+
+def create_app(settings: ServerSettings = ServerSettings()):
+    """The ASGI app: the API behind its guard (Host, Origin, token, body cap)."""
+    presets = settings.presets()
+    if settings.preset not in presets:
+        raise InvalidConfigError(f"unknown preset {settings.preset!r}; choose from {', '.join(presets)}")
+    upload_limit = int(settings.max_upload_mb * 1e6)
     app = FastAPI(title="clearfill", version=__version__,
                   description="Remove objects from photos: POST an image and a mask, get the filled image back.")
-    pipelines = _Pipelines(settings.device)
-    device_lock = asyncio.Lock()  # model stages run one at a time on the device
-    in_flight = {"count": 0}  # removals running or waiting (touched only on the event loop)
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError):
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+    _install_error_handlers(app)
+    device, jobs = Device(settings.queue_size), Jobs(settings.job_ttl_s)
 
     static = Path(__file__).with_name("static")
     app.mount("/static", StaticFiles(directory=static), name="static")
@@ -128,82 +256,117 @@ def create_app(settings: ServerSettings = ServerSettings()) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz():
-        return {"status": "ok", "version": __version__}
+        return {"status": "ok", "version": __version__, "waiting": device.admitted}
 
     @app.get("/v1/presets")
-    async def presets():
-        return {name: config.to_dict() for name, config in PRESETS.items()}
+    async def list_presets():
+        """The presets a request may pick (what each runs here), and the settings it may change."""
+        return {"default": settings.preset,
+                "presets": {name: {"runs": runs(config, settings.device), "config": config.to_dict()}
+                            for name, config in presets.items()},
+                "options": requests.describe(), "request_fields": list(requests.TOP_LEVEL)}
 
     @app.get("/v1/models")
-    async def models():
+    async def list_models():
+        """The known models and removers, judged without downloading anything."""
         from ..models import REGISTRY, store
-        from ..removers import REGISTRY as REMOVERS
 
         return {
             "models": [{"name": m.name, "kind": m.kind, "size_mb": m.size_mb, "license": m.license,
                         "downloaded": store.is_downloaded(m)} for m in REGISTRY.values()],
-            "removers": [{"name": r.name, "summary": r.summary, "usable": r.usable()[0]} for r in REMOVERS.values()],
+            "removers": [{"name": r.name, "summary": r.summary, "usable": r.usable(download=False)[0]}
+                         for r in removers.REGISTRY.values()],
         }
 
+    async def read_upload(request: Request, image: UploadFile, mask: UploadFile, options: str | None,
+                          stages: bool) -> Upload:
+        unexpected = sorted(set((await request.form()).keys()) - _PARTS)
+        if unexpected:
+            raise RequestError(422, f"unexpected form part {unexpected[0]!r}; send image, mask and options",
+                               "bad_request")
+        parsed = requests.parse(options, presets, settings.preset)
+        return Upload(await _read_part(image, upload_limit, "image"), await _read_part(mask, upload_limit, "mask"),
+                      parsed, stages)
+
     @app.post("/v1/remove")
-    async def remove_endpoint(image: UploadFile = File(...), mask: UploadFile = File(...),
-                              options: str | None = Form(None), stages: bool = Query(False)):
-        limit = int(settings.max_upload_mb * 1e6)
-        image_bytes = await _read_capped(image, limit, "image")
-        mask_bytes = await _read_capped(mask, limit, "mask")
-        parsed = _parse_options(options, settings.preset)
-        try:
-            config, pipeline = pipelines.get(parsed["preset"], parsed["overrides"])
-        except InvalidConfigError as exc:
-            raise ApiError(422, str(exc)) from None
-        if in_flight["count"] > settings.queue_size:  # one running plus queue_size waiting
-            raise ApiError(503, "busy: too many removals waiting; retry shortly", {"Retry-After": "2"})
-        in_flight["count"] += 1
-        try:
-            async with device_lock:
-                result = await asyncio.to_thread(_run, image_bytes, mask_bytes, config, pipeline, parsed["seed"],
-                                                 stages, settings.max_pixels)
-        finally:
-            in_flight["count"] -= 1
-        return _respond(result, stages)
+    async def remove_now(request: Request, image: UploadFile = File(...), mask: UploadFile = File(...),
+                         options: str | None = Form(None), stages: bool = Query(False)):
+        """Remove what the mask marks and answer with the image (``?stages=1``: JSON with
+        every stage's picture)."""
+        upload = await read_upload(request, image, mask, options, stages)
+        device.admit()
+        outcome = await device.run(lambda: process(upload, settings, presets, Progress()))
+        return Response(outcome.body, media_type=outcome.media_type, headers=outcome.headers)
 
-    return app
+    @app.post("/v1/jobs", status_code=202)
+    async def start_job(request: Request, image: UploadFile = File(...), mask: UploadFile = File(...),
+                        options: str | None = Form(None)):
+        """The same removal as a job: follow ``events`` (server-sent events), fetch ``result``."""
+        upload = await read_upload(request, image, mask, options, False)
+        device.admit()
+        job = jobs.new()
+        await job.add({"type": "queued", "waiting": device.admitted - 1})
+
+        async def run_job():
+            def work():
+                job.report({"type": "started"})
+                return process(upload, settings, presets, Progress(job.report, job.cancel))
+
+            try:
+                outcome = await device.run(work)
+            except RequestError as error:
+                if job.status in FINAL:  # cancelled while it waited: already said
+                    return
+                kind = "cancelled" if error.code == "cancelled" else "error"
+                await job.add({"type": kind, "error": error.message, "code": error.code})
+            except Exception as exc:  # a bug: logged, and the job says so
+                request_id = secrets.token_hex(6)
+                log.error("job %s failed (request id %s)", job.id, request_id, exc_info=exc)
+                await job.add({"type": "error", "error": f"internal error (request id {request_id})",
+                               "code": "internal"})
+            else:
+                job.output = (outcome.media_type, outcome.body)
+                await job.add({"type": "done", "result": f"/v1/jobs/{job.id}/result", "seed": outcome.seed,
+                               "timings": json.loads(outcome.headers["X-Clearfill-Timings"])})
+
+        asyncio.get_running_loop().create_task(run_job())
+        return job.summary()
+
+    def find(job_id: str):
+        job = jobs.get(job_id)
+        if job is None:
+            raise RequestError(404, f"no job {job_id!r} (finished jobs are kept {settings.job_ttl_s:g} s)",
+                               "not_found")
+        return job
+
+    @app.get("/v1/jobs/{job_id}")
+    async def job_status(job_id: str):
+        return find(job_id).summary()
+
+    @app.get("/v1/jobs/{job_id}/events")
+    async def job_events(job_id: str):
+        return StreamingResponse(find(job_id).stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @app.get("/v1/jobs/{job_id}/result")
+    async def job_result(job_id: str):
+        job = find(job_id)
+        if job.output is None:
+            raise RequestError(409, f"job {job_id} is {job.status}, it has no result", "not_ready")
+        return Response(job.output[1], media_type=job.output[0])
+
+    @app.delete("/v1/jobs/{job_id}", status_code=202)
+    async def cancel_job(job_id: str):
+        """Cancel: the run stops at its next stage, refiner step or SR tile."""
+        job = find(job_id)
+        job.cancel.set()
+        if job.status == "queued":
+            await job.add({"type": "cancelled", "error": "the job was cancelled", "code": "cancelled"})
+        return job.summary()
+
+    guard = GuardSettings(hosts=settings.hosts, origins=settings.origins, token=settings.token,
+                          max_body_bytes=2 * upload_limit + 1_000_000, body_timeout_s=settings.body_timeout_s)
+    return Guard(app, guard)
 
 
-def _run(image_bytes, mask_bytes, config, pipeline, seed, keep_stages, max_pixels):
-    try:
-        source = io.load_image(stdio.BytesIO(image_bytes), max_pixels=max_pixels)
-        return remove(source, stdio.BytesIO(mask_bytes), config, pipeline=pipeline, seed=seed,
-                      keep_stages=keep_stages, max_pixels=max_pixels)
-    except ImageTooLargeError as exc:
-        raise ApiError(413, str(exc)) from None
-    except InvalidInputError as exc:
-        raise ApiError(400, str(exc)) from None
-
-
-def _respond(result, stages: bool):
-    headers = {
-        "X-Clearfill-Seed": str(result.seed),
-        "X-Clearfill-Stages": ",".join(r.name for r in result.stages if r.ran),
-        "X-Clearfill-Skipped": json.dumps(result.skipped),
-        "X-Clearfill-Timings": json.dumps({k: round(v, 4) for k, v in result.timings.items()}),
-    }
-    fmt, data = _encoded(result)
-    if stages:
-        return JSONResponse({
-            "seed": result.seed,
-            "stages": [{"name": r.name, "ran": r.ran, "seconds": r.seconds, "note": r.note} for r in result.stages],
-            "pictures": {name: _data_url(p) for name, p in result.stage_pictures.items()},
-            "image": _data_url(result.pixels),
-            "output": f"data:{_MEDIA[fmt]};base64," + base64.b64encode(data).decode(),  # the input's format and size
-        }, headers=headers)
-    return Response(data, media_type=_MEDIA[fmt], headers=headers)
-
-
-def _encoded(result) -> tuple[str, bytes]:
-    """The output in the input's format (PNG when the input's cannot hold it, e.g. alpha in JPEG)."""
-    fmt = result.source.format if result.source.format in _MEDIA else "PNG"
-    try:
-        return fmt, io.encode_image(result.pixels, result.source, fmt)
-    except InvalidInputError:
-        return "PNG", io.encode_image(result.pixels, result.source, "PNG")
+__all__ = ["ServerSettings", "create_app", "send_error"]

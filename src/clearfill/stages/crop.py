@@ -93,6 +93,8 @@ def crop_context(removed: np.ndarray, hole: np.ndarray, config: CropConfig) -> C
 
 class CropStage(Stage):
     name = "crop"
+    needs = ("removed", "hole")
+    makes = ("crop",)
 
     def __init__(self, config: CropConfig):
         self.config = config

@@ -61,6 +61,8 @@ def prepare_hole(mask: np.ndarray, config: MaskPrepConfig) -> np.ndarray:
 
 class MaskPrepStage(Stage):
     name = "mask"
+    needs = ("image", "mask")
+    makes = ("hole",)
 
     def __init__(self, config: MaskPrepConfig):
         self.config = config

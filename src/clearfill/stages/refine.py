@@ -35,6 +35,8 @@ class RefineConfig:
 
 class RefineStage(Stage):
     name = "refine"
+    needs = ("working", "working_mask", "seed")
+    makes = ("refined", "guard", "guard_choice")
 
     def __init__(self, config: RefineConfig, device: str = "auto"):
         self.config = config
@@ -47,9 +49,14 @@ class RefineStage(Stage):
         from ..models import load_optional
 
         def load():
+            from ..models.device import resolve_device
+            from ..models.pool import POOL
             from ..models.refiner import Refiner
 
-            return Refiner(cfg.model, device=device, precision=cfg.precision, offload=cfg.offload, base=cfg.base)
+            where = resolve_device(device)
+            return POOL.get(("refiner", cfg.model, cfg.base, where, cfg.precision, cfg.offload),
+                            lambda: Refiner(cfg.model, device=where, precision=cfg.precision, offload=cfg.offload,
+                                            base=cfg.base))
 
         return load_optional(load, what=f"refiner {cfg.model}", setting="refine.on_cpu", device=device,
                              allow_cpu=cfg.on_cpu, fallback=cfg.fallback, warn_on_cpu=True)
@@ -63,7 +70,7 @@ class RefineStage(Stage):
             seed = state.seed + k
             candidate = self.refiner(state.working, state.working_mask, seed=seed, strength=cfg.strength,
                                      steps=cfg.steps, guidance=cfg.guidance, prompt=cfg.prompt,
-                                     negative_prompt=cfg.negative_prompt)
+                                     negative_prompt=cfg.negative_prompt, progress=state.progress.steps(self.name))
             scored.append((guard.score(candidate, state.working, state.working_mask, seed), candidate))
         best, state.refined = min(scored, key=lambda pair: pair[0].total)
         state.guard = [score for score, _ in scored]

@@ -27,6 +27,8 @@ class RemoveConfig:
 
 class RemoveStage(Stage):
     name = "remove"
+    needs = ("image", "hole")
+    makes = ("removed",)
 
     def __init__(self, config: RemoveConfig, device: str = "auto"):
         self.choice = removers.choose(config.method)

@@ -53,6 +53,8 @@ def working_size(size: tuple[int, int], target_pixels: int, multiple: int) -> tu
 
 class ResizeStage(Stage):
     name = "resize"
+    needs = ("crop",)
+    makes = ("working", "working_mask")
 
     def __init__(self, config: ResizeConfig, device: str = "auto"):
         self.config = config
@@ -78,7 +80,7 @@ class ResizeStage(Stage):
         size = working_size(state.crop.size, self.config.target_pixels, self.config.multiple)
         source, how = state.crop.image, self.config.method
         if self.upscaler is not None and state.crop.size[0] * state.crop.size[1] < size[0] * size[1]:
-            source = self.upscaler(source)
+            source = self.upscaler(source, progress=state.progress.steps(self.name))
             how = f"{self.upscaler.label} x{self.upscaler.scale}, then {self.config.method}"
         elif self.upscaler is not None:
             how += f" (crop already at the working size: {self.upscaler.label} skipped)"

@@ -35,6 +35,8 @@ def stitch(image: np.ndarray, crop, patch: np.ndarray) -> np.ndarray:
 
 class StitchStage(Stage):
     name = "stitch"
+    needs = ("image", "crop")
+    makes = ("output",)
 
     def __init__(self, config: StitchConfig):
         self.config = config
