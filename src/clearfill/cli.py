@@ -5,6 +5,7 @@ items failed, 1 for anything unexpected, 130 for Ctrl+C."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -50,16 +51,9 @@ def _add_remove(commands) -> None:
     p.add_argument("image", type=Path, help="input image (JPEG, PNG, WebP, TIFF, BMP)")
     p.add_argument("--mask", "-m", type=Path, required=True, help="mask image: white (255) = remove")
     p.add_argument("--output", "-o", type=Path, required=True, help="output file; its extension picks the format")
-    p.add_argument("--preset", default="reference", choices=sorted(PRESETS), help="parameter set (default: reference)")
-    p.add_argument("--remover", help="auto (default), lama, mat, exemplar, ns, telea, or a path to an inpainting "
-                                     "model file (run by the lama remover)")
-    p.add_argument("--upscaler", help="SR model (registry name or file) before the refiner; an error if unusable")
-    p.add_argument("--refiner", help="refiner: registry name, Hugging Face repo id, diffusers folder or FLUX Fill "
-                                     ".safetensors; runs even on a CPU (slowly), an error if unusable")
+    _add_pipeline_options(p)
     p.add_argument("--candidates", type=int, help="refine N times (seeds seed..seed+N-1), keep the one the guard "
                                                   "finds closest to the removed fill")
-    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="STAGE.PARAM=VALUE",
-                   help="override one parameter, e.g. --set crop.padding=32 (repeatable)")
     p.add_argument("--save-stages", type=Path, metavar="DIR", help="write each stage's picture and a contact sheet")
     p.add_argument("--seed", type=int, help="random seed (default: the reference workflow's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -72,6 +66,34 @@ def _add_remove(commands) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="print each stage's time and what it did")
     _add_comfyui_dir(p)
     p.set_defaults(handler=_run_remove)
+
+
+def _add_pipeline_options(p) -> None:
+    """The preset and the models: the same flags for remove, batch and serve."""
+    p.add_argument("--preset", default="reference", choices=sorted(PRESETS), help="parameter set (default: reference)")
+    p.add_argument("--remover", help="auto (default), lama, mat, exemplar, ns, telea, or a path to an inpainting "
+                                     "model file (run by the lama remover)")
+    p.add_argument("--upscaler", help="SR model (registry name or file) before the refiner; an error if unusable")
+    p.add_argument("--refiner", help="refiner: registry name, Hugging Face repo id, diffusers folder or FLUX Fill "
+                                     ".safetensors; runs even on a CPU (slowly), an error if unusable")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="STAGE.PARAM=VALUE",
+                   help="override one parameter, e.g. --set crop.padding=32 (repeatable)")
+
+
+def _pipeline_overrides(args) -> dict:
+    """--set, --remover, --upscaler and --refiner as config overrides. A model the user
+    names is used even on a CPU, and its absence is an error, not a fallback."""
+    overrides = dict(parse_assignment(text) for text in args.assignments)
+    if args.remover and Path(args.remover).expanduser().is_file():
+        overrides.update({"remove.method": "lama", "remove.model": args.remover})
+    elif args.remover:
+        overrides["remove.method"] = args.remover
+    if args.upscaler:
+        overrides.update({"resize.upscaler": args.upscaler, "resize.upscaler_on_cpu": True,
+                          "resize.upscaler_fallback": False})
+    if args.refiner:
+        overrides.update({"refine.model": args.refiner, "refine.on_cpu": True, "refine.fallback": False})
+    return overrides
 
 
 def _check_destinations(args) -> None:
@@ -90,16 +112,7 @@ def _check_destinations(args) -> None:
 
 def _run_remove(args) -> int:
     _check_destinations(args)
-    overrides = dict(parse_assignment(text) for text in args.assignments)
-    if args.remover and Path(args.remover).expanduser().is_file():
-        overrides.update({"remove.method": "lama", "remove.model": args.remover})
-    elif args.remover:
-        overrides["remove.method"] = args.remover
-    if args.upscaler:  # named by the user: use it even on a CPU, and fail rather than fall back
-        overrides.update({"resize.upscaler": args.upscaler, "resize.upscaler_on_cpu": True,
-                          "resize.upscaler_fallback": False})
-    if args.refiner:
-        overrides.update({"refine.model": args.refiner, "refine.on_cpu": True, "refine.fallback": False})
+    overrides = _pipeline_overrides(args)
     if args.candidates:
         overrides["refine.candidates"] = args.candidates
     result = remove(
@@ -144,8 +157,7 @@ def _add_batch(commands) -> None:
     p.add_argument("--masks", help="folder of masks matched by name, or one mask file for every image")
     p.add_argument("--output", "-o", help="output folder (keeps the input's relative structure)")
     p.add_argument("--format", help="output format extension for every item (default: the input's)")
-    p.add_argument("--preset", default="offline", choices=sorted(PRESETS), help="parameter set (default: offline)")
-    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="STAGE.PARAM=VALUE")
+    _add_pipeline_options(p)
     p.add_argument("--workers", type=int, default=1, help="processes (local) or actors (ray)")
     p.add_argument("--engine", default="local", choices=["local", "ray"])
     p.add_argument("--ray-address", help="join this Ray cluster ('auto' for the local one); default: start one")
@@ -176,7 +188,7 @@ def _run_batch(args) -> int:
     else:
         raise InvalidInputError(f"input not found: {source}")
     settings = batch.Settings(
-        preset=args.preset, overrides=dict(parse_assignment(text) for text in args.assignments), seed=args.seed,
+        preset=args.preset, overrides=_pipeline_overrides(args), seed=args.seed,
         device=args.device, resize_mask=args.resize_mask, max_pixels=args.max_pixels)
     summary = batch.run_batch(plan, settings, engine=args.engine, workers=args.workers, resume=args.resume,
                               overwrite=args.overwrite, report=args.report, progress=not args.no_progress, ray_address=args.ray_address,
@@ -190,14 +202,22 @@ def _run_batch(args) -> int:
 
 
 def _add_serve(commands) -> None:
-    p = commands.add_parser("serve", help="run the HTTP API (OpenAPI docs at /docs)")
+    p = commands.add_parser("serve", help="run the HTTP API and the editor (OpenAPI docs at /docs)")
     _add_comfyui_dir(p)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--preset", default="offline", choices=sorted(PRESETS), help="default preset of requests")
+    _add_pipeline_options(p)
+    p.add_argument("--token", default=os.environ.get("CLEARFILL_TOKEN"),
+                   help="require 'Authorization: Bearer TOKEN' on every API call (default: $CLEARFILL_TOKEN)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="URL",
+                   help="another web origin allowed to call the API, e.g. https://app.example (repeatable)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name clients reach this server by (repeatable; loopback names always work)")
     p.add_argument("--max-pixels", type=int, default=40_000_000)
-    p.add_argument("--max-upload-mb", type=float, default=50.0)
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="per image or mask")
     p.add_argument("--queue-size", type=int, default=8, help="removals that may wait for the device; more get 503")
+    p.add_argument("--header-timeout", type=float, default=10.0, help="seconds a request's headers may take")
+    p.add_argument("--body-timeout", type=float, default=30.0, help="seconds a request body may stall")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(handler=_run_serve)
 
@@ -206,12 +226,37 @@ def _run_serve(args) -> int:
     try:
         import uvicorn
 
-        from .server import ServerSettings, create_app
+        from .server import ServerSettings, create_app, runs
+        from .server.guard import hosts_for, is_loopback
+        from .server.protocol import with_header_timeout
     except ImportError:
         raise InvalidInputError("the server needs its extra: pip install 'clearfill[server]'") from None
-    settings = ServerSettings(preset=args.preset, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
-                              queue_size=args.queue_size, device=args.device)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    settings = ServerSettings(
+        preset=args.preset, overrides=_pipeline_overrides(args), max_pixels=args.max_pixels,
+        max_upload_mb=args.max_upload_mb, queue_size=args.queue_size, device=args.device, token=args.token,
+        hosts=hosts_for(args.host, tuple(args.allow_host)), origins=tuple(o.rstrip("/") for o in args.allow_origin),
+        body_timeout_s=args.body_timeout)
+    app = create_app(settings)
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else shown_host}:{args.port}/"
+    print(f"clearfill serve: {url}" + (f"#token={args.token}" if args.token else "")
+          + f"  (the editor; API docs at {url}docs)", file=sys.stderr)
+    device = "cpu"
+    with contextlib.suppress(Exception):
+        from .models.device import resolve_device
+
+        device = resolve_device(args.device)
+    for name, config in settings.presets().items():
+        plan = runs(config, device)
+        default = " (default)" if name == args.preset else ""
+        print(f"  preset {name}{default}: remove {plan['remove']}; upscale {plan['upscale']}; refine {plan['refine']}",
+              file=sys.stderr)
+    if not is_loopback(args.host) and not args.token:
+        console.say("warning", f"listening on {args.host} without --token: anyone who can reach port {args.port} "
+                               "can use this server")
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                            http=with_header_timeout(args.header_timeout), timeout_keep_alive=5)
+    uvicorn.Server(config).run()
     return EXIT_OK
 
 

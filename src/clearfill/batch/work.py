@@ -19,7 +19,7 @@ from .plan import Item
 class Settings:
     """Everything a worker needs to build its pipeline once and run items."""
 
-    preset: str = "offline"
+    preset: str = "reference"
     overrides: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     device: str = "auto"

@@ -1,5 +1,5 @@
-"""The HTTP server: ``create_app(settings)`` builds the FastAPI app that ``clearfill serve`` runs."""
+"""The HTTP server: ``create_app(settings)`` builds the ASGI app that ``clearfill serve`` runs."""
 
-from .app import ServerSettings, create_app
+from .app import ServerSettings, create_app, runs
 
-__all__ = ["ServerSettings", "create_app"]
+__all__ = ["ServerSettings", "create_app", "runs"]

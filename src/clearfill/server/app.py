@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io as stdio
 import json
 import logging
+import os
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -164,13 +168,23 @@ def process(upload: Upload, settings: ServerSettings, presets: dict[str, Pipelin
     return Outcome("application/json", body, headers, result.seed)
 
 
+def _lower_priority() -> None:
+    """Run removals below the event loop's CPU priority: on a machine whose cores a
+    removal fills (OpenCV, numpy and torch spread over all of them), the loop still
+    gets the CPU it needs to answer at once (Linux sets nice per thread; threads the
+    work starts inherit it)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 class Device:
-    """Removals one at a time on the device, in a worker thread; at most ``queue_size``
-    more may wait (one running plus that many), others get 503 at once."""
+    """Removals one at a time on the device, in one worker thread; at most
+    ``queue_size`` more may wait (one running plus that many), others get 503 at once."""
 
     def __init__(self, queue_size: int):
         self.queue_size, self.admitted = queue_size, 0
         self._lock: asyncio.Lock | None = None
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="clearfill-removal", initializer=_lower_priority)
 
     def admit(self) -> None:
         if self.admitted > self.queue_size:
@@ -182,7 +196,7 @@ class Device:
         self._lock = self._lock or asyncio.Lock()
         try:
             async with self._lock:
-                return await asyncio.to_thread(work)
+                return await asyncio.get_running_loop().run_in_executor(self._worker, work)
         finally:
             self.admitted -= 1
 

@@ -2,6 +2,10 @@
 // Plain JS, no dependencies, works offline. Coordinates on the canvases are image pixels.
 "use strict";
 
+// With `clearfill serve --token`, the URL it prints carries the token after '#'; API calls send it.
+const apiToken = new URLSearchParams(location.hash.slice(1)).get("token");
+const apiHeaders = apiToken ? { Authorization: `Bearer ${apiToken}` } : {};
+
 const $ = (id) => document.getElementById(id);
 const imageCanvas = $("image"), maskCanvas = $("mask"), stage = $("stage"), viewport = $("viewport");
 const imageCtx = imageCanvas.getContext("2d"), maskCtx = maskCanvas.getContext("2d", { willReadFrequently: true });
@@ -166,7 +170,7 @@ async function removeObjects() {
   form.append("image", state.source, state.fileName);
   form.append("mask", await maskBlob(), "mask.png");
   try {
-    const response = await fetch("/v1/remove?stages=1", { method: "POST", body: form });
+    const response = await fetch("/v1/remove?stages=1", { method: "POST", body: form, headers: apiHeaders });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || response.statusText);
     showResult(body);
