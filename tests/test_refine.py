@@ -171,3 +171,39 @@ def test_guard_scores_a_seam_at_the_border_of_the_hole():
     assert scores["joined"].seam == 0.0 and scores["broken"].seam > 0.02
     assert scores["broken"].total == pytest.approx(scores["broken"].structure + scores["broken"].colour
                                                    + scores["broken"].seam)
+
+
+def test_the_refiner_reports_each_step_and_stops_when_cancelled(tiny_flux, small_models):
+    import threading
+
+    from clearfill.errors import Cancelled
+    from clearfill.pipeline import Progress
+
+    lama, sr = small_models
+    rng = np.random.default_rng(4)
+    image, mask = photo_like(rng, 96, 128), disk_mask(96, 128, 60, 48, 14)
+    overrides = {"remove.method": "lama", "remove.model": str(lama), "resize.upscaler": str(sr),
+                 "resize.upscaler_on_cpu": True, "resize.target_pixels": 128 * 128, "resize.multiple": 16,
+                 "crop.padding": 16, "crop.blend_pixels": 8.0, "crop.expand_pixels": 16,
+                 "refine.model": str(tiny_flux), "refine.on_cpu": True, "refine.steps": 5, "refine.strength": 0.8}
+    events = []
+    clearfill.remove(image, mask, "reference", device="cpu", progress=Progress(events.append), **overrides)
+    steps = [(e["step"], e["total"]) for e in events if e["type"] == "progress" and e["stage"] == "refine"]
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    tiles = [e for e in events if e["type"] == "progress" and e["stage"] == "resize"]
+    assert tiles and tiles[-1]["step"] == tiles[-1]["total"]
+    order = [(e["stage"], e["status"]) for e in events if e["type"] == "stage"]
+    assert order.index(("refine", "start")) < order.index(("refine", "end")) < order.index(("stitch", "start"))
+
+    cancel = threading.Event()
+    seen = []
+
+    def listener(event):
+        seen.append(event)
+        if event["type"] == "progress" and event["stage"] == "refine" and event["step"] == 2:
+            cancel.set()  # as DELETE /v1/jobs/{id} does, from another thread
+
+    with pytest.raises(Cancelled):
+        clearfill.remove(image, mask, "reference", device="cpu", progress=Progress(listener, cancel), **overrides)
+    assert max(e["step"] for e in seen if e["type"] == "progress" and e["stage"] == "refine") == 2
+    assert not any(e["type"] == "stage" and e["stage"] == "stitch" for e in seen)
