@@ -111,4 +111,5 @@ def test_healthz_answers_within_100_ms_during_a_16_mp_removal(serve):
     assert sender.communicate()[0].strip() == "200"
     shutil.rmtree(folder, ignore_errors=True)
     assert len(latencies) > 20, "the removal should take long enough to measure"
+    print(f"worst /healthz {max(latencies) * 1000:.0f} ms over {len(latencies)} probes")
     assert max(latencies) < 0.1, f"worst /healthz {max(latencies) * 1000:.0f} ms"

@@ -27,8 +27,8 @@ def png(array, mode=None, fmt="PNG") -> bytes:
 
 @pytest.fixture
 def client():
-    return TestClient(create_app(ServerSettings(preset="fast", max_upload_mb=1, max_pixels=200_000)),
-                      base_url="http://localhost:8765")
+    settings = ServerSettings(preset="fast", max_upload_mb=1, max_pixels=200_000, isolation="thread")
+    return TestClient(create_app(settings), base_url="http://localhost:8765")
 
 
 @pytest.fixture
@@ -258,7 +258,7 @@ def test_a_bug_is_a_500_with_a_request_id_that_is_logged(picture, monkeypatch, c
         raise RuntimeError("a bug")
 
     monkeypatch.setattr("clearfill.server.app.build_pipeline", broken)
-    app = create_app(ServerSettings(preset="fast"))
+    app = create_app(ServerSettings(preset="fast", isolation="thread"))  # the patch reaches a thread, not a process
     with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
         response = post(client, png(picture), png(disk_mask(H, W, 40, 30, 9)))
     body = response.json()
@@ -297,7 +297,7 @@ def _asgi(app, method="POST", path="/v1/remove", headers=(), chunks=(b"",), stal
 
 
 def test_the_body_cap_holds_while_reading_and_a_stalled_body_times_out():
-    app = create_app(ServerSettings(preset="fast", max_upload_mb=1, body_timeout_s=0.3))
+    app = create_app(ServerSettings(preset="fast", max_upload_mb=1, body_timeout_s=0.3, isolation="thread"))
     multipart = [("content-type", "multipart/form-data; boundary=b")]
     status, body, pulled = _asgi(app, headers=[*multipart, ("content-length", "200000000")])
     assert (status, body["code"], pulled) == (413, "too_large", 0)  # refused from the header: nothing read
@@ -386,3 +386,26 @@ def test_a_job_is_cancelled_while_it_waits_or_between_stages(picture):
         events = _events(client, first["id"])
         assert events[-1]["type"] == "cancelled" and not any(e["type"] == "done" for e in events)
         assert client.get(f"/v1/jobs/{first['id']}/result").json()["code"] == "not_ready"
+
+
+def test_a_removal_worker_that_dies_is_a_500_and_the_next_request_gets_a_new_one(picture):
+    import os
+    import signal
+    from pathlib import Path
+
+    big = photo_like(np.random.default_rng(1), 300, 400)
+    slow = {"image": ("p.png", png(big), "image/png"), "mask": ("m.png", png(disk_mask(300, 400, 200, 150, 60)),
+                                                                  "image/png")}
+    with TestClient(create_app(ServerSettings(preset="offline")), base_url="http://localhost") as client:
+        job = client.post("/v1/jobs", files=slow).json()
+        _events(client, job["id"], stop_at=lambda e: e["type"] == "stage" and e["stage"] == "remove")
+        workers = [pid for pid in (int(p) for p in os.listdir("/proc") if p.isdigit())
+                   if Path(f"/proc/{pid}/stat").exists() and f" {os.getpid()} " in Path(f"/proc/{pid}/stat").read_text()
+                   and b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert workers, "the removal worker should be a child process"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        last = _events(client, job["id"])[-1]
+        assert last["type"] == "error" and last["code"] == "internal" and last["request_id"]
+        again = post(client, png(picture), png(disk_mask(H, W, 40, 30, 9)))
+        assert again.status_code == 200

@@ -3,48 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
-import sys
 import threading
-import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable
 
 from .. import console
+from ..processes import die_with_parent
 from .plan import Item
 from .work import Settings, Worker
 
 _worker: Worker | None = None
-_PR_SET_PDEATHSIG = 1
 CRASHED = ("the worker process died while processing this item (a crash in native code, or killed for memory); "
            "the other items went on")
 
 
-def _die_with_parent(parent: int) -> None:
-    """A worker must never outlive its batch (it would go on writing outputs): on
-    Linux the kernel kills it when the parent dies; everywhere a thread checks."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before we could ask
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="clearfill-parent-watch", daemon=True).start()
-
-
 def _start_worker(settings: Settings, parent: int) -> None:
     global _worker
-    _die_with_parent(parent)
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle: finish the item in hand
     console.route_warnings()
     _worker = Worker(settings)

@@ -17,12 +17,10 @@ import asyncio
 import base64
 import contextlib
 import io as stdio
+import functools
 import json
 import logging
-import os
 import secrets
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -46,6 +44,7 @@ from . import requests
 from .guard import LOOPBACK_NAMES, Guard, GuardSettings, send_error
 from .jobs import FINAL, Jobs
 from .requests import RequestError
+from .worker import Bug, ProcessWorker, ThreadWorker, WorkerCrashed, removal_executor
 
 log = logging.getLogger("clearfill.server")
 _CHUNK = 1 << 20
@@ -66,6 +65,7 @@ class ServerSettings:
     origins: tuple[str, ...] = ()  # other origins allowed to call the API
     body_timeout_s: float = 30.0
     job_ttl_s: float = 600.0
+    isolation: str = "process"  # where removals run: "process" (their own) or "thread" (embedding, tests)
 
     def presets(self) -> dict[str, PipelineConfig]:
         return {name: config.with_overrides(self.overrides) if self.overrides else config
@@ -135,7 +135,7 @@ def _encoded(result) -> tuple[str, bytes]:
         return "PNG", io.encode_image(result.pixels, result.source, "PNG")
 
 
-def process(upload: Upload, settings: ServerSettings, presets: dict[str, PipelineConfig],
+def process(settings: ServerSettings, presets: dict[str, PipelineConfig], upload: Upload,
             progress: Progress) -> Outcome:
     """One removal, start to finish: decode, build the pipeline (pooled models), run, encode."""
     request = upload.request
@@ -168,37 +168,48 @@ def process(upload: Upload, settings: ServerSettings, presets: dict[str, Pipelin
     return Outcome("application/json", body, headers, result.seed)
 
 
-def _lower_priority() -> None:
-    """Run removals below the event loop's CPU priority: on a machine whose cores a
-    removal fills (OpenCV, numpy and torch spread over all of them), the loop still
-    gets the CPU it needs to answer at once (Linux sets nice per thread; threads the
-    work starts inherit it)."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+def internal_error(what: str, traceback_text: str | None = None, exc: BaseException | None = None) -> RequestError:
+    """A 500 for a bug: logged here with its traceback, answered with only a request id."""
+    request_id = secrets.token_hex(6)
+    log.error("%s failed (request id %s)%s", what, request_id, f"\n{traceback_text}" if traceback_text else "",
+              exc_info=exc)
+    return RequestError(500, f"internal error (request id {request_id})", "internal", extra={"request_id": request_id})
 
 
 class Device:
-    """Removals one at a time on the device, in one worker thread; at most
-    ``queue_size`` more may wait (one running plus that many), others get 503 at once."""
+    """Removals one at a time, in a worker process of their own (or a thread, see
+    ``worker``); at most ``queue_size`` more may wait (one running plus that many),
+    others get 503 at once."""
 
-    def __init__(self, queue_size: int):
-        self.queue_size, self.admitted = queue_size, 0
+    def __init__(self, settings: ServerSettings, presets: dict[str, PipelineConfig]):
+        self.queue_size, self.admitted = settings.queue_size, 0
+        work = functools.partial(process, settings, presets)
+        self.worker = ProcessWorker(work) if settings.isolation == "process" else ThreadWorker(work)
         self._lock: asyncio.Lock | None = None
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="clearfill-removal", initializer=_lower_priority)
+        self._waiter = removal_executor()
 
     def admit(self) -> None:
         if self.admitted > self.queue_size:
             raise RequestError(503, "busy: too many removals waiting; retry shortly", "busy", {"Retry-After": "2"})
         self.admitted += 1
 
-    async def run(self, work: Callable[[], Outcome]) -> Outcome:
-        """Run ``work`` (already admitted) when the device is free; release its place."""
+    async def run(self, upload: Upload, listener=None, cancel=None) -> Outcome:
+        """Run one removal (already admitted) when the device is free; release its place."""
         self._lock = self._lock or asyncio.Lock()
         try:
             async with self._lock:
-                return await asyncio.get_running_loop().run_in_executor(self._worker, work)
+                return await asyncio.get_running_loop().run_in_executor(self._waiter, self.worker, upload,
+                                                                        listener, cancel)
+        except WorkerCrashed as crash:
+            raise internal_error(f"removal ({crash})") from None
+        except Bug as bug:
+            raise internal_error("removal", bug.text) from None
         finally:
             self.admitted -= 1
+
+    def close(self) -> None:
+        self.worker.close()
+        self._waiter.shutdown(wait=False)
 
 
 # ----------------------------------------------------------------------------- the app
@@ -218,8 +229,7 @@ async def _read_part(upload: UploadFile, limit: int, what: str) -> bytes:
 
 
 def _error_response(error: RequestError) -> JSONResponse:
-    return JSONResponse({"error": error.message, "code": error.code}, status_code=error.status,
-                        headers=error.headers)
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -243,11 +253,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error_response(RequestError(exc.status_code, str(exc.detail), code, dict(exc.headers or {})))
 
     @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):
-        request_id = secrets.token_hex(6)
-        log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"error": f"internal error (request id {request_id})", "code": "internal",
-                             "request_id": request_id}, status_code=500)
+    async def bug(request: Request, exc: Exception):
+        return _error_response(internal_error(f"{request.method} {request.url.path}", exc=exc))
 
 
 def create_app(settings: ServerSettings = ServerSettings()):
@@ -256,10 +263,16 @@ def create_app(settings: ServerSettings = ServerSettings()):
     if settings.preset not in presets:
         raise InvalidConfigError(f"unknown preset {settings.preset!r}; choose from {', '.join(presets)}")
     upload_limit = int(settings.max_upload_mb * 1e6)
-    app = FastAPI(title="clearfill", version=__version__,
+    device, jobs = Device(settings, presets), Jobs(settings.job_ttl_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        device.close()
+
+    app = FastAPI(title="clearfill", version=__version__, lifespan=lifespan,
                   description="Remove objects from photos: POST an image and a mask, get the filled image back.")
     _install_error_handlers(app)
-    device, jobs = Device(settings.queue_size), Jobs(settings.job_ttl_s)
 
     static = Path(__file__).with_name("static")
     app.mount("/static", StaticFiles(directory=static), name="static")
@@ -309,7 +322,7 @@ def create_app(settings: ServerSettings = ServerSettings()):
         every stage's picture)."""
         upload = await read_upload(request, image, mask, options, stages)
         device.admit()
-        outcome = await device.run(lambda: process(upload, settings, presets, Progress()))
+        outcome = await device.run(upload)
         return Response(outcome.body, media_type=outcome.media_type, headers=outcome.headers)
 
     @app.post("/v1/jobs", status_code=202)
@@ -322,22 +335,15 @@ def create_app(settings: ServerSettings = ServerSettings()):
         await job.add({"type": "queued", "waiting": device.admitted - 1})
 
         async def run_job():
-            def work():
-                job.report({"type": "started"})
-                return process(upload, settings, presets, Progress(job.report, job.cancel))
-
             try:
-                outcome = await device.run(work)
+                outcome = await device.run(upload, job.report, job.cancel)
             except RequestError as error:
                 if job.status in FINAL:  # cancelled while it waited: already said
                     return
                 kind = "cancelled" if error.code == "cancelled" else "error"
-                await job.add({"type": kind, "error": error.message, "code": error.code})
-            except Exception as exc:  # a bug: logged, and the job says so
-                request_id = secrets.token_hex(6)
-                log.error("job %s failed (request id %s)", job.id, request_id, exc_info=exc)
-                await job.add({"type": "error", "error": f"internal error (request id {request_id})",
-                               "code": "internal"})
+                await job.add({"type": kind, **error.body()})
+            except Exception as exc:  # a bug here, not in the removal: logged, and the job says so
+                await job.add({"type": "error", **internal_error(f"job {job.id}", exc=exc).body()})
             else:
                 job.output = (outcome.media_type, outcome.body)
                 await job.add({"type": "done", "result": f"/v1/jobs/{job.id}/result", "seed": outcome.seed,

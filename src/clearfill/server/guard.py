@@ -60,7 +60,7 @@ def _host_name(value: str) -> str:
 
 
 async def send_error(send, error: RequestError) -> None:
-    body = json.dumps({"error": error.message, "code": error.code}).encode()
+    body = json.dumps(error.body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})

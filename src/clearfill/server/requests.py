@@ -21,9 +21,14 @@ from ..config import SECTIONS, PipelineConfig
 class RequestError(Exception):
     """An answer to the client: HTTP status, a one-line message and a stable code."""
 
-    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None,
+                 extra: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+        self.extra = extra or {}  # more fields for the JSON body (a 500's request id)
+
+    def body(self) -> dict:
+        return {"error": self.message, "code": self.code, **self.extra}
 
 
 @dataclass(frozen=True)

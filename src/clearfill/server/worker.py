@@ -1,0 +1,130 @@
+"""Where the server's removals run: a worker process of their own (the default), or a
+thread of the server's process (``isolation="thread"``, for embedding and tests).
+
+In its own process a removal shares no interpreter lock with the event loop, so
+decoding a 16 MP image cannot delay ``/healthz``; a crash in native code or the OOM
+killer takes the worker, not the server (the request gets a 500, the next one a new
+worker); the worker runs at a lower CPU priority and keeps the model pool. It talks
+to the server through two queues: uploads in; events, then the outcome, out.
+Cancelling sets a flag the worker's Progress checks.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from ..pipeline import Progress
+from ..processes import die_with_parent, lower_priority
+from .requests import RequestError
+
+_POLL_S = 0.1
+
+
+class WorkerCrashed(Exception):
+    """The worker process died during a removal."""
+
+
+class Bug(Exception):
+    """A removal failed for a reason that is not the client's: the worker's traceback."""
+
+    def __init__(self, text: str):
+        super().__init__(text.strip().splitlines()[-1] if text.strip() else "bug")
+        self.text = text
+
+
+def _serve(tasks, results, cancel, parent: int, run: Callable) -> None:
+    """The worker process: one removal at a time, for as long as the server lives."""
+    die_with_parent(parent)
+    lower_priority()
+    while (task := tasks.get()) is not None:
+        progress = Progress(lambda event: results.put(("event", event)), cancel)
+        results.put(("event", {"type": "started"}))
+        try:
+            results.put(("done", run(task, progress)))
+        except RequestError as error:
+            results.put(("refused", (error.status, error.message, error.code, error.headers)))
+        except Exception:
+            results.put(("bug", traceback.format_exc()))
+
+
+class ProcessWorker:
+    """Runs ``run(task, progress)`` in a worker process (started on first use, again
+    after a crash). ``__call__`` blocks: call it from a thread, one at a time."""
+
+    def __init__(self, run: Callable):
+        self._run = run
+        self._context = multiprocessing.get_context("spawn")  # fork would copy the server's threads and locks
+        self._process = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        self._tasks, self._results = self._context.Queue(), self._context.Queue()
+        self._cancel = self._context.Event()
+        self._process = self._context.Process(target=_serve, name="clearfill-removal", daemon=True,
+                                              args=(self._tasks, self._results, self._cancel, os.getpid(), self._run))
+        self._process.start()
+
+    def __call__(self, task, listener: Callable[[dict], None] | None = None,
+                 cancel: threading.Event | None = None):
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._start()
+            self._cancel.clear()
+            self._tasks.put(task)
+            while True:
+                if cancel is not None and cancel.is_set():
+                    self._cancel.set()
+                try:
+                    kind, payload = self._results.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if not self._process.is_alive():
+                        code = self._process.exitcode
+                        self._process = None
+                        raise WorkerCrashed(f"the removal worker died (exit code {code})") from None
+                    continue
+                if kind == "event":
+                    if listener is not None:
+                        listener(payload)
+                elif kind == "done":
+                    return payload
+                elif kind == "refused":
+                    status, message, code, headers = payload
+                    raise RequestError(status, message, code, headers)
+                else:
+                    raise Bug(payload)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._process is not None and self._process.is_alive():
+                self._tasks.put(None)
+                self._process.join(timeout=5)
+                if self._process.is_alive():
+                    self._process.kill()
+            self._process = None
+
+
+class ThreadWorker:
+    """The same contract in a thread of the server's own process."""
+
+    def __init__(self, run: Callable):
+        self._run = run
+
+    def __call__(self, task, listener=None, cancel=None):
+        if listener is not None:
+            listener({"type": "started"})
+        return self._run(task, Progress(listener, cancel))
+
+    def close(self) -> None:
+        pass
+
+
+def removal_executor() -> ThreadPoolExecutor:
+    """The one thread that waits on (or, for ThreadWorker, runs) removals, below the
+    event loop's priority."""
+    return ThreadPoolExecutor(1, thread_name_prefix="clearfill-removal", initializer=lower_priority)
