@@ -372,10 +372,15 @@ def test_a_job_streams_its_progress_and_gives_the_same_result(picture):
         assert client.get("/v1/jobs/nope/events").json()["code"] == "not_found"
 
 
-def test_a_job_is_cancelled_while_it_waits_or_between_stages(picture):
+def slow_upload() -> dict:
+    """An upload the offline preset takes a moment over (time to cancel it, or kill its worker)."""
     big = photo_like(np.random.default_rng(1), 300, 400)
-    slow = {"image": ("p.png", png(big), "image/png"), "mask": ("m.png", png(disk_mask(300, 400, 200, 150, 60)),
-                                                                  "image/png")}
+    return {"image": ("p.png", png(big), "image/png"),
+            "mask": ("m.png", png(disk_mask(300, 400, 200, 150, 60)), "image/png")}
+
+
+def test_a_job_is_cancelled_while_it_waits_or_between_stages(picture):
+    slow = slow_upload()
     with TestClient(create_app(ServerSettings(preset="offline")), base_url="http://localhost") as client:
         first = client.post("/v1/jobs", files=slow).json()
         second = client.post("/v1/jobs", files=slow).json()
@@ -393,9 +398,7 @@ def test_a_removal_worker_that_dies_is_a_500_and_the_next_request_gets_a_new_one
     import signal
     from pathlib import Path
 
-    big = photo_like(np.random.default_rng(1), 300, 400)
-    slow = {"image": ("p.png", png(big), "image/png"), "mask": ("m.png", png(disk_mask(300, 400, 200, 150, 60)),
-                                                                  "image/png")}
+    slow = slow_upload()
     with TestClient(create_app(ServerSettings(preset="offline")), base_url="http://localhost") as client:
         job = client.post("/v1/jobs", files=slow).json()
         _events(client, job["id"], stop_at=lambda e: e["type"] == "stage" and e["stage"] == "remove")
