@@ -18,7 +18,7 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,models,batch,server]'
+	$(BIN)/pip install -q -e '.[dev,models,batch,server,detect]'
 	touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base

@@ -12,7 +12,7 @@ from PIL import Image
 
 from . import io
 from .config import REFERENCE_SEED, PipelineConfig, preset as preset_config
-from .errors import InvalidConfigError
+from .errors import InvalidConfigError, InvalidInputError
 from .pipeline import Pipeline, Progress, StageRecord, State
 from .stages import CropStage, MaskPrepStage, RefineStage, RemoveStage, ResizeStage, StitchStage
 
@@ -87,7 +87,7 @@ def resolve_config(preset: str | PipelineConfig, overrides: Mapping[str, Any]) -
 
 def remove(
     image: io.ImageSource | io.LoadedImage,
-    mask: io.ImageSource,
+    mask: io.ImageSource | None = None,
     preset: str | PipelineConfig | None = None,
     *,
     seed: int | None = None,
@@ -97,12 +97,15 @@ def remove(
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
     pipeline: Pipeline | None = None,
     progress: Progress | None = None,
+    detect: str | None = None,
     **overrides: Any,
 ) -> Result:
     """Remove what ``mask`` marks from ``image`` and fill the hole.
 
-    image, mask: paths, PIL images or uint8 arrays; the mask's white (255) marks what
-                 to remove (see ``io.load_mask`` for alpha and colour masks).
+    image, mask: paths, open files, PIL images or arrays; the mask's white (255) marks
+                 what to remove (see ``io.load_mask`` for alpha and colour masks).
+    detect:      instead of a mask, find what to remove: "text" (captions, credits,
+                 date stamps, watermarks; see ``clearfill.detect``).
     preset:      "reference" (the default), "fast", "offline", or a ``PipelineConfig``.
     overrides:   single parameters, ``**{"crop.padding": 32}`` or ``crop={"padding": 32}``.
     seed:        fixes every random choice (default: the reference workflow's seed).
@@ -124,7 +127,14 @@ def remove(
     else:
         config = resolve_config("reference" if preset is None else preset, overrides)
     source = image if isinstance(image, io.LoadedImage) else io.load_image(image, max_pixels=max_pixels)
-    mask_values = io.load_mask(mask, source.size, resize_mask=resize_mask, max_pixels=max_pixels)
+    if (mask is None) == (detect is None):
+        raise InvalidInputError("give either a mask or detect= (what to find on the image), not both or neither")
+    if detect is not None:
+        from .detect import find_mask
+
+        mask_values = find_mask(source, detect).astype(np.float32)
+    else:
+        mask_values = io.load_mask(mask, source.size, resize_mask=resize_mask, max_pixels=max_pixels)
     state = State(image=source.rgb, mask=mask_values, seed=REFERENCE_SEED if seed is None else seed,
                   progress=progress or Progress())
     run = (pipeline or build_pipeline(config, device=device)).run(state, keep_pictures=keep_stages)

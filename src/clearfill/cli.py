@@ -49,7 +49,9 @@ def _message(error: ClearfillError) -> str:
 def _add_remove(commands) -> None:
     p = commands.add_parser("remove", help="remove what a mask marks from one image")
     p.add_argument("image", type=Path, help="input image (JPEG, PNG, WebP, TIFF, BMP)")
-    p.add_argument("--mask", "-m", type=Path, required=True, help="mask image: white (255) = remove")
+    p.add_argument("--mask", "-m", type=Path, help="mask image: white (255) = remove")
+    p.add_argument("--detect", choices=["text"], help="find what to remove instead of a mask: text (captions, "
+                                                      "credits, date stamps, watermarks)")
     p.add_argument("--output", "-o", type=Path, required=True, help="output file; its extension picks the format")
     _add_pipeline_options(p)
     p.add_argument("--candidates", type=int, help="refine N times (seeds seed..seed+N-1), keep the one the guard "
@@ -98,8 +100,10 @@ def _pipeline_overrides(args) -> dict:
 
 def _check_destinations(args) -> None:
     """Everything about where the results go, checked before the work starts."""
+    if (args.mask is None) == (args.detect is None):
+        raise InvalidInputError("give --mask (what to remove) or --detect text (find it), one of them")
     for name, source in (("image", args.image), ("mask", args.mask)):
-        if args.output.resolve() == source.resolve():
+        if source is not None and args.output.resolve() == source.resolve():
             raise OutputExistsError(f"the output {args.output} is the {name} file; clearfill never replaces its "
                                     "input: write the result to another file")
     io.output_format(args.output)  # an unknown extension
@@ -116,12 +120,13 @@ def _run_remove(args) -> int:
     if args.candidates:
         overrides["refine.candidates"] = args.candidates
     result = remove(
-        args.image, args.mask, args.preset, seed=args.seed, device=args.device,
+        args.image, args.mask, args.preset, detect=args.detect, seed=args.seed, device=args.device,
         keep_stages=args.save_stages is not None, resize_mask=args.resize_mask,
         max_pixels=args.max_pixels, **overrides,
     )
     if not result.hole.any() and not args.allow_empty_mask:
-        raise InvalidInputError(f"mask {args.mask} marks nothing to remove (pass --allow-empty-mask to copy the image)")
+        what = f"mask {args.mask} marks" if args.mask else f"--detect {args.detect} found"
+        raise InvalidInputError(f"{what} nothing to remove (pass --allow-empty-mask to copy the image)")
     result.save(args.output, quality=args.quality)
     if args.save_stages is not None:
         _save_stages(result, args.save_stages)
@@ -150,11 +155,39 @@ def _save_stages(result, folder: Path) -> None:
     io.save_picture(folder / "sheet.png", sheet)
 
 
+def _add_mask(commands) -> None:
+    p = commands.add_parser("mask", help="find a mask on an image (text, captions, stamps, watermarks) and write it")
+    p.add_argument("image", type=Path)
+    p.add_argument("--detect", choices=["text"], required=True, help="what to find")
+    p.add_argument("--output", "-o", type=Path, required=True, help="mask file to write (.png: white = remove)")
+    p.add_argument("--max-pixels", type=int, default=io.DEFAULT_MAX_PIXELS)
+    p.set_defaults(handler=_run_mask)
+
+
+def _run_mask(args) -> int:
+    from PIL import Image
+
+    from .detect import find_mask
+
+    if args.output.resolve() == args.image.resolve():
+        raise OutputExistsError(f"the output {args.output} is the image file; write the mask to another file")
+    if io.output_format(args.output) not in ("PNG", "TIFF", "BMP"):
+        raise InvalidInputError("write the mask losslessly: .png, .tif or .bmp")
+    io.check_destination(args.output)
+    found = find_mask(args.image, args.detect, max_pixels=args.max_pixels)
+    mask = Image.fromarray((found * 255).astype("uint8"), "L")
+    with io.atomic_writer(args.output) as handle:
+        mask.save(handle, format=io.output_format(args.output))
+    print(f"wrote {args.output}: {args.detect} covers {found.mean():.2%} of the image", file=sys.stderr)
+    return EXIT_OK
+
+
 def _add_batch(commands) -> None:
     p = commands.add_parser("batch", help="remove objects from many images (folders, manifests; local or Ray)")
     _add_comfyui_dir(p)
     p.add_argument("input", help="folder of images, or a manifest (.csv/.jsonl with image, mask, output)")
     p.add_argument("--masks", help="folder of masks matched by name, or one mask file for every image")
+    p.add_argument("--detect", choices=["text"], help="find what to remove on each image instead of masks")
     p.add_argument("--output", "-o", help="output folder (keeps the input's relative structure)")
     p.add_argument("--format", help="output format extension for every item (default: the input's)")
     _add_pipeline_options(p)
@@ -182,14 +215,17 @@ def _run_batch(args) -> int:
     if source.is_file():
         plan = batch.plan_manifest(source, output, args.format)
     elif source.is_dir():
-        if not args.masks or output is None:
-            raise InvalidInputError("a folder input needs --masks and --output")
-        plan = batch.plan_folder(source, Path(args.masks), output, args.format)
+        if bool(args.masks) == bool(args.detect) or output is None:
+            raise InvalidInputError("a folder input needs --output and either --masks or --detect")
+        if args.detect:
+            plan = batch.plan_detect(source, output, args.format)
+        else:
+            plan = batch.plan_folder(source, Path(args.masks), output, args.format)
     else:
         raise InvalidInputError(f"input not found: {source}")
     settings = batch.Settings(
         preset=args.preset, overrides=_pipeline_overrides(args), seed=args.seed,
-        device=args.device, resize_mask=args.resize_mask, max_pixels=args.max_pixels)
+        device=args.device, resize_mask=args.resize_mask, max_pixels=args.max_pixels, detect=args.detect)
     summary = batch.run_batch(plan, settings, engine=args.engine, workers=args.workers, resume=args.resume,
                               overwrite=args.overwrite, report=args.report, progress=not args.no_progress, ray_address=args.ray_address,
                               gpus_per_worker=args.gpus_per_worker)
@@ -333,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clearfill {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_remove(commands)
+    _add_mask(commands)
     _add_batch(commands)
     _add_serve(commands)
     _add_models(commands)

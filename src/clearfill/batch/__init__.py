@@ -16,11 +16,12 @@ from typing import Callable
 
 from .. import io
 from . import storage
-from .plan import Item, Plan, plan_folder, plan_manifest
+from .plan import Item, Plan, plan_detect, plan_folder, plan_manifest
 from .safety import Ledger, check_outputs
 from .work import Settings, Worker, already_done
 
-__all__ = ["Item", "Plan", "Settings", "Summary", "Worker", "plan_folder", "plan_manifest", "run_batch"]
+__all__ = ["Item", "Plan", "Settings", "Summary", "Worker", "plan_detect", "plan_folder", "plan_manifest",
+           "run_batch"]
 
 
 @dataclass

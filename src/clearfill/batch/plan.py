@@ -80,6 +80,15 @@ def plan_folder(images: Path, masks: Path, output_dir: Path, fmt: str | None = N
     return plan
 
 
+def plan_detect(images: Path, output_dir: Path, fmt: str | None = None) -> Plan:
+    """Every image in ``images``, its mask to be found on it (``Settings.detect``)."""
+    image_files = _images_in(images, skip=output_dir)
+    if not image_files:
+        raise InvalidInputError(f"no images found in {images}")
+    return Plan([Item(str(p), "", str(output_for(p, images, output_dir, fmt))) for p in image_files],
+                output_root=str(output_dir))
+
+
 def plan_manifest(manifest: Path, output_dir: Path | None, fmt: str | None = None) -> Plan:
     """Rows with ``image``, ``mask`` and (unless ``output_dir`` is given) ``output``.
     Images and masks are relative to the manifest's folder, outputs to ``output_dir``

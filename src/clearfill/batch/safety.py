@@ -64,7 +64,8 @@ def check_outputs(plan: Plan, *, overwrite: bool = False, resume: bool = False,
     protected = {}
     for item in plan.items:
         protected.setdefault(_Place.of(item.image).key, f"image {item.image}")
-        protected.setdefault(_Place.of(item.mask).key, f"mask {item.mask}")
+        if item.mask:  # empty when the mask is found on the image (detect)
+            protected.setdefault(_Place.of(item.mask).key, f"mask {item.mask}")
     for source in plan.sources:
         protected.setdefault(_Place.of(source).key, f"manifest {source}")
     outputs = {item.output: _Place.of(item.output) for item in plan.items}
@@ -129,7 +130,7 @@ class Ledger:
             output_key = output.local.relative_to(self._root).as_posix()
         else:
             output_key = output.key
-        return output_key, (_Place.of(item.image).key, _Place.of(item.mask).key)
+        return output_key, (_Place.of(item.image).key, _Place.of(item.mask).key if item.mask else "")
 
     def wrote(self, item: Item) -> bool:
         output, sources = self._key(item)

@@ -25,6 +25,7 @@ class Settings:
     device: str = "auto"
     resize_mask: bool = False
     max_pixels: int = io.DEFAULT_MAX_PIXELS
+    detect: str | None = None  # find each image's mask ("text") instead of reading one
 
 
 class Worker:
@@ -40,12 +41,14 @@ class Worker:
         report = {"image": item.image, "mask": item.mask, "output": item.output}
         try:
             image = io.load_image(_source(item.image), max_pixels=self.settings.max_pixels)
-            result = remove(image, _source(item.mask), pipeline=self.pipeline,
+            mask = _source(item.mask) if item.mask else None
+            result = remove(image, mask, pipeline=self.pipeline, detect=None if mask else self.settings.detect,
                             seed=self.settings.seed, resize_mask=self.settings.resize_mask,
                             max_pixels=self.settings.max_pixels)
             storage.write_atomic(item.output, io.encode_image(result.pixels, result.source, io.output_format(item.output)))
             report.update(status="ok", seed=result.seed, remover=_note(result, "remove"),
                           stages={r.name: round(r.seconds, 4) for r in result.stages if r.ran},
+                          mask_area=round(float(result.hole.mean()), 5),
                           skipped=result.skipped)
         except ClearfillError as exc:
             report.update(status="error", message=str(exc))

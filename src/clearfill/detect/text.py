@@ -1,0 +1,177 @@
+"""Finding text on a photo (captions, credits, date stamps, watermarks) as a
+stroke-accurate mask.
+
+The detector is PP-OCRv4's (``ch_PP-OCRv4_det_infer.onnx``, Apache-2.0), which the
+``rapidocr-onnxruntime`` wheel ships; it is run here through onnxruntime alone (no
+recognition, no boxes). Its output is a map of shrunk text kernels. clearfill
+runs it at several sizes and on a contrast-enhanced copy (faint marks), takes the
+strongest answer per pixel, grows each kernel back to its text (as the detector's
+own post-processing does), and then keeps, inside each region, only the pixels
+whose colour stands apart from the region's surroundings: the strokes, not the
+whole box of sky around them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import ChecksumError, ModelNotAvailableError
+from ..imaging import quantize
+
+DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
+DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"  # rapidocr-onnxruntime 1.4.4
+MISSING = "text detection needs rapidocr-onnxruntime (PP-OCRv4's detector): pip install 'clearfill[detect]'"
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    sizes: tuple[int, ...] = (736, 1280)  # long sides the detector sees (small text needs the larger)
+    enhance: bool = True  # also look at a contrast-enhanced copy (faint, semi-transparent marks)
+    threshold: float = 0.3  # kernel probability that counts as text (the detector's own default)
+    unclip: float = 1.6  # grow kernels back by unclip x area / perimeter (the detector's post-processing)
+    strokes: bool = True  # keep only the strokes inside each region, not the whole region
+    grow_pixels: int = 2  # the antialiased edge around strokes
+
+
+def detector_path() -> Path:
+    try:
+        from importlib.resources import files
+
+        path = Path(str(files("rapidocr_onnxruntime") / "models" / DETECTOR_FILE))
+    except ModuleNotFoundError:
+        raise ModelNotAvailableError(MISSING) from None
+    if not path.is_file():
+        raise ModelNotAvailableError(f"{MISSING} ({DETECTOR_FILE} is missing from the installed package)")
+    return path
+
+
+class TextDetector:
+    """The detector's probability map for an image, at any size; verified once."""
+
+    _shared: TextDetector | None = None
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path | None = None):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ModelNotAvailableError(MISSING) from None
+        path = path or detector_path()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != DETECTOR_SHA256:
+            raise ChecksumError(f"{path} does not match PP-OCRv4's published detector (sha256 {digest[:12]}...)")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    @classmethod
+    def shared(cls) -> TextDetector:
+        with cls._lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    def probability(self, rgb8: np.ndarray, long_side: int) -> np.ndarray:
+        """float32 H x W: how likely each pixel is inside a text kernel."""
+        height, width = rgb8.shape[:2]
+        scale = long_side / max(height, width)
+        size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
+        pixels = cv2.resize(rgb8[..., ::-1], size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        tensor = ((pixels.astype(np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1)[None]  # BGR, as it was trained
+        kernels = self.session.run(None, {self.input: tensor})[0][0, 0]
+        return cv2.resize(kernels, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _enhanced(rgb8: np.ndarray) -> np.ndarray:
+    """Local contrast raised on lightness (CLAHE): a faint mark becomes a visible one."""
+    lab = cv2.cvtColor(rgb8, cv2.COLOR_RGB2LAB)
+    lab[..., 0] = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(lab[..., 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def _regions(kernels: np.ndarray, unclip: float) -> np.ndarray:
+    """Each kernel grown back to its text by unclip x area / perimeter."""
+    regions = np.zeros(kernels.shape, np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(kernels.astype(np.uint8), connectivity=8)
+    height, width = kernels.shape
+    for label in range(1, count):
+        x, y, w, h, area = stats[label]
+        if area < 3:
+            continue
+        component = (labels[y:y + h, x:x + w] == label).astype(np.uint8)
+        contours, _ = cv2.findContours(component, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        perimeter = max(1.0, sum(cv2.arcLength(c, True) for c in contours))
+        reach = int(np.ceil(unclip * area / perimeter)) + 1
+        x0, y0, x1, y1 = max(0, x - reach), max(0, y - reach), min(width, x + w + reach), min(height, y + h + reach)
+        local = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        local[y - y0:y - y0 + h, x - x0:x - x0 + w] = component
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+        regions[y0:y1, x0:x1] |= cv2.dilate(local, kernel)
+    return regions.astype(bool)
+
+
+def _strokes(rgb8: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """Inside each region, the pixels whose colour stands apart from the ring around
+    it (Otsu on the distance to the ring's colours); a region where that split is
+    not clear is kept whole."""
+    lab = cv2.cvtColor(rgb8, cv2.COLOR_RGB2LAB).astype(np.float32)
+    out = np.zeros(regions.shape, bool)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
+    height, width = regions.shape
+    for label in range(1, count):
+        x, y, w, h, area = stats[label]
+        pad = 4
+        x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(width, x + w + pad), min(height, y + h + pad)
+        region = labels[y0:y1, x0:x1] == label
+        ring = cv2.dilate(region.astype(np.uint8), np.ones((2 * pad + 1,) * 2, np.uint8)).astype(bool) & ~region
+        colours = lab[y0:y1, x0:x1]
+        if ring.sum() < 8:
+            out[y0:y1, x0:x1] |= region
+            continue
+        background = colours[ring]
+        centres = _centres(background)
+        distance = np.min(np.linalg.norm(colours[..., None, :] - centres[None, None], axis=-1), axis=-1)
+        inside = distance[region]
+        ring_spread = float(np.percentile(np.min(np.linalg.norm(background[:, None] - centres[None], axis=-1),
+                                                 axis=-1), 90))
+        split, _ = cv2.threshold(np.clip(inside, 0, 255).astype(np.uint8)[:, None], 0, 255,
+                                 cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        cut = max(float(split), ring_spread + 3.0)
+        strokes = region & (distance > cut)
+        share = strokes.sum() / max(1, region.sum())
+        out[y0:y1, x0:x1] |= strokes if 0.02 <= share <= 0.9 else region
+    return out
+
+
+def _centres(samples: np.ndarray, k: int = 3) -> np.ndarray:
+    """A few colours that describe a region's surroundings (k-means on Lab)."""
+    k = min(k, len(samples))
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
+    cv2.setRNGSeed(0)
+    _, _, centres = cv2.kmeans(np.ascontiguousarray(samples, np.float32), k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    return centres
+
+
+def find_text(rgb: np.ndarray, config: TextConfig = TextConfig(), detector: TextDetector | None = None) -> np.ndarray:
+    """bool H x W: the text on ``rgb`` (float32 RGB in [0, 1])."""
+    detector = detector or TextDetector.shared()
+    rgb8 = quantize(rgb)
+    variants = [rgb8, _enhanced(rgb8)] if config.enhance else [rgb8]
+    kernels = np.zeros(rgb8.shape[:2], np.float32)
+    for picture in variants:
+        for size in config.sizes:
+            np.maximum(kernels, detector.probability(picture, size), out=kernels)
+    regions = _regions(kernels > config.threshold, config.unclip)
+    found = _strokes(rgb8, regions) if config.strokes else regions
+    if config.grow_pixels and found.any():
+        side = 2 * config.grow_pixels + 1
+        found = cv2.dilate(found.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0
+        found &= cv2.dilate(regions.astype(np.uint8), np.ones((side, side), np.uint8)) > 0
+    return found
