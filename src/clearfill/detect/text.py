@@ -26,7 +26,8 @@ from ..imaging import quantize
 
 DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
 DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"  # rapidocr-onnxruntime 1.4.4
-MISSING = "text detection needs rapidocr-onnxruntime (PP-OCRv4's detector): pip install 'clearfill[detect]'"
+MISSING = ("text detection needs PP-OCRv4's detector: pip install 'clearfill[detect]' and "
+           "pip install --no-deps rapidocr-onnxruntime==1.4.4")
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,19 @@ class TextConfig:
     threshold: float = 0.3  # kernel probability that counts as text (the detector's own default)
     unclip: float = 1.6  # grow kernels back by unclip x area / perimeter (the detector's post-processing)
     strokes: bool = True  # keep only the strokes inside each region, not the whole region
-    grow_pixels: int = 2  # the antialiased edge around strokes
+    min_contrast: float = 0.0  # Lab distance strokes must stand out by beyond the surroundings (0: off)
+    grow_pixels: int = 4  # the antialiased edge and outline around strokes
 
 
 def detector_path() -> Path:
-    try:
-        from importlib.resources import files
+    """Where the installed rapidocr-onnxruntime keeps the detector (found without
+    importing that package, whose own dependencies are not needed)."""
+    from importlib.util import find_spec
 
-        path = Path(str(files("rapidocr_onnxruntime") / "models" / DETECTOR_FILE))
-    except ModuleNotFoundError:
-        raise ModelNotAvailableError(MISSING) from None
+    spec = find_spec("rapidocr_onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotAvailableError(MISSING)
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / DETECTOR_FILE
     if not path.is_file():
         raise ModelNotAvailableError(f"{MISSING} ({DETECTOR_FILE} is missing from the installed package)")
     return path
@@ -117,10 +121,11 @@ def _regions(kernels: np.ndarray, unclip: float) -> np.ndarray:
     return regions.astype(bool)
 
 
-def _strokes(rgb8: np.ndarray, regions: np.ndarray) -> np.ndarray:
+def _strokes(rgb8: np.ndarray, regions: np.ndarray, min_contrast: float) -> np.ndarray:
     """Inside each region, the pixels whose colour stands apart from the ring around
     it (Otsu on the distance to the ring's colours); a region where that split is
-    not clear is kept whole."""
+    not clear is kept whole, one where nothing stands out by ``min_contrast`` (Lab
+    units beyond the ring's own spread) is dropped."""
     lab = cv2.cvtColor(rgb8, cv2.COLOR_RGB2LAB).astype(np.float32)
     out = np.zeros(regions.shape, bool)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
@@ -145,6 +150,8 @@ def _strokes(rgb8: np.ndarray, regions: np.ndarray) -> np.ndarray:
                                  cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         cut = max(float(split), ring_spread + 3.0)
         strokes = region & (distance > cut)
+        if not strokes.any() or np.median(distance[strokes]) < ring_spread + min_contrast:
+            continue  # nothing in it stands out from its surroundings: texture, not lettering
         share = strokes.sum() / max(1, region.sum())
         out[y0:y1, x0:x1] |= strokes if 0.02 <= share <= 0.9 else region
     return out
@@ -169,7 +176,7 @@ def find_text(rgb: np.ndarray, config: TextConfig = TextConfig(), detector: Text
         for size in config.sizes:
             np.maximum(kernels, detector.probability(picture, size), out=kernels)
     regions = _regions(kernels > config.threshold, config.unclip)
-    found = _strokes(rgb8, regions) if config.strokes else regions
+    found = _strokes(rgb8, regions, config.min_contrast) if config.strokes else regions
     if config.grow_pixels and found.any():
         side = 2 * config.grow_pixels + 1
         found = cv2.dilate(found.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0

@@ -105,9 +105,10 @@ def error_for(exc: ClearfillError) -> RequestError:
 @dataclass(frozen=True)
 class Upload:
     image: bytes
-    mask: bytes
+    mask: bytes | None  # None: found on the image (request.detect)
     request: requests.Request
     stages: bool = False
+    mask_only: bool = False  # answer with the mask found, not a removal
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,17 @@ def _encoded(result) -> tuple[str, bytes]:
         return "PNG", io.encode_image(result.pixels, result.source, "PNG")
 
 
+def _found_mask(source, detect: str) -> Outcome:
+    from PIL import Image
+
+    from ..detect import find_mask
+
+    found = find_mask(source, detect)
+    buffer = stdio.BytesIO()
+    Image.fromarray((found * 255).astype(np.uint8), "L").save(buffer, format="PNG")
+    return Outcome("image/png", buffer.getvalue(), {"X-Clearfill-Mask-Area": f"{found.mean():.5f}"}, 0)
+
+
 def process(settings: ServerSettings, presets: dict[str, PipelineConfig], upload: Upload,
             progress: Progress) -> Outcome:
     """One removal, start to finish: decode, build the pipeline (pooled models), run, encode."""
@@ -142,11 +154,15 @@ def process(settings: ServerSettings, presets: dict[str, PipelineConfig], upload
     try:
         config = presets[request.preset].with_overrides(request.overrides)
         source = io.load_image(stdio.BytesIO(upload.image), max_pixels=settings.max_pixels)
-        mask = io.load_mask(stdio.BytesIO(upload.mask), source.size, resize_mask=request.resize_mask,
-                            max_pixels=settings.max_pixels)
+        if upload.mask_only:
+            return _found_mask(source, request.detect)
+        mask = None
+        if upload.mask is not None:
+            mask = io.load_mask(stdio.BytesIO(upload.mask), source.size, resize_mask=request.resize_mask,
+                                max_pixels=settings.max_pixels)
         pipeline = build_pipeline(config, device=settings.device)
         result = remove(source, mask, pipeline=pipeline, seed=request.seed, keep_stages=upload.stages,
-                        progress=progress)
+                        progress=progress, detect=request.detect if mask is None else None)
         fmt, data = _encoded(result)
     except ClearfillError as exc:
         raise error_for(exc) from None
@@ -305,18 +321,24 @@ def create_app(settings: ServerSettings = ServerSettings()):
                          for r in removers.REGISTRY.values()],
         }
 
-    async def read_upload(request: Request, image: UploadFile, mask: UploadFile, options: str | None,
-                          stages: bool) -> Upload:
+    async def read_upload(request: Request, image: UploadFile, mask: UploadFile | None, options: str | None,
+                          stages: bool = False, mask_only: bool = False) -> Upload:
         unexpected = sorted(set((await request.form()).keys()) - _PARTS)
         if unexpected:
             raise RequestError(422, f"unexpected form part {unexpected[0]!r}; send image, mask and options",
                                "bad_request")
         parsed = requests.parse(options, presets, settings.preset)
-        return Upload(await _read_part(image, upload_limit, "image"), await _read_part(mask, upload_limit, "mask"),
-                      parsed, stages)
+        if mask_only and parsed.detect is None:
+            raise RequestError(422, f"say what to find: options {{\"detect\": \"{requests.DETECT[0]}\"}}",
+                               "bad_options")
+        if not mask_only and (mask is None) == (parsed.detect is None):
+            raise RequestError(422, "send a mask part or options.detect (what to find on the image), one of them",
+                               "bad_request")
+        mask_bytes = await _read_part(mask, upload_limit, "mask") if mask is not None else None
+        return Upload(await _read_part(image, upload_limit, "image"), mask_bytes, parsed, stages, mask_only)
 
     @app.post("/v1/remove")
-    async def remove_now(request: Request, image: UploadFile = File(...), mask: UploadFile = File(...),
+    async def remove_now(request: Request, image: UploadFile = File(...), mask: UploadFile | None = File(None),
                          options: str | None = Form(None), stages: bool = Query(False)):
         """Remove what the mask marks and answer with the image (``?stages=1``: JSON with
         every stage's picture)."""
@@ -325,11 +347,19 @@ def create_app(settings: ServerSettings = ServerSettings()):
         outcome = await device.run(upload)
         return Response(outcome.body, media_type=outcome.media_type, headers=outcome.headers)
 
+    @app.post("/v1/mask")
+    async def find_mask_now(request: Request, image: UploadFile = File(...), options: str | None = Form(None)):
+        """The mask ``options.detect`` finds on the image, as a PNG (white = remove)."""
+        upload = await read_upload(request, image, None, options, mask_only=True)
+        device.admit()
+        outcome = await device.run(upload)
+        return Response(outcome.body, media_type=outcome.media_type, headers=outcome.headers)
+
     @app.post("/v1/jobs", status_code=202)
-    async def start_job(request: Request, image: UploadFile = File(...), mask: UploadFile = File(...),
+    async def start_job(request: Request, image: UploadFile = File(...), mask: UploadFile | None = File(None),
                         options: str | None = Form(None)):
         """The same removal as a job: follow ``events`` (server-sent events), fetch ``result``."""
-        upload = await read_upload(request, image, mask, options, False)
+        upload = await read_upload(request, image, mask, options)
         device.admit()
         job = jobs.new()
         await job.add({"type": "queued", "waiting": device.admitted - 1})

@@ -84,7 +84,8 @@ ALLOWED: dict[str, Bound] = {
     "refine.prompt": Bound(str, max_length=300),
     "stitch.method": Bound(str, choices=_RESAMPLERS),
 }
-TOP_LEVEL = ("preset", "overrides", "seed", "candidates", "resize_mask")
+TOP_LEVEL = ("preset", "overrides", "seed", "candidates", "resize_mask", "detect")
+DETECT = ("text",)
 SEED_RANGE = (0, 2 ** 63 - 1)
 
 
@@ -94,6 +95,7 @@ class Request:
     overrides: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     resize_mask: bool = False
+    detect: str | None = None  # find the mask on the image instead of reading one
 
 
 def _flatten(overrides: dict) -> dict[str, Any]:
@@ -153,7 +155,10 @@ def parse(text: str | None, presets: dict[str, PipelineConfig], default_preset: 
     resize_mask = options.get("resize_mask", False)
     if not isinstance(resize_mask, bool):
         raise RequestError(422, "resize_mask must be true or false", "bad_options")
-    return Request(preset, checked, seed, resize_mask)
+    detect = options.get("detect")
+    if detect is not None and detect not in DETECT:
+        raise RequestError(422, f"detect must be one of {', '.join(DETECT)}", "bad_options")
+    return Request(preset, checked, seed, resize_mask, detect)
 
 
 def describe() -> dict:

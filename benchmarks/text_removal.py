@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Automatic text removal on the text bench's dev split, beside its baselines, in one run.
+
+    python benchmarks/text_removal.py [--bench /tmp/textbench-dev] [--masks-only]
+
+Builds the split with ../shared/bench/text/make_text_bench.py when it is not there,
+then writes, per method, OUT/<method>/masks and OUT/<method>/clean and scores them
+with ../shared/bench/text/score_text.py:
+
+- no-op: the output is the input;
+- detector boxes: PP-OCRv4's detector with RapidOCR's own post-processing, the boxes
+  filled as polygons (the bench README's baseline; needs rapidocr-onnxruntime's
+  dependencies, skipped without them);
+- ground truth + offline: the bench's own mask grown 2 px, filled by the offline preset;
+- clearfill: ``find_mask(image, "text")`` and ``remove(image, detect="text")`` with the
+  offline preset.
+
+Prints each method's table and the seconds per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+TEXT_BENCH = REPO.parent / "shared" / "bench" / "text"
+
+
+def build(bench: Path) -> None:
+    if (bench / "manifest.json").exists():
+        return
+    subprocess.run([sys.executable, str(TEXT_BENCH / "make_text_bench.py"), "--photos", str(TEXT_BENCH.parent),
+                    "--split", "dev", "--fonts", "dejavu", "--out", str(bench)], check=True)
+
+
+def save_mask(path: Path, mask: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((mask * 255).astype(np.uint8)).save(path)
+
+
+def detector_boxes(image: np.ndarray):
+    """The bench README's baseline: RapidOCR's detection boxes, filled."""
+    import cv2
+    from rapidocr_onnxruntime import RapidOCR
+
+    engine = detector_boxes.__dict__.setdefault("engine", RapidOCR())
+    result, _ = engine(image[..., ::-1], use_det=True, use_cls=False, use_rec=False)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for box in result or []:
+        cv2.fillPoly(mask, [np.asarray(box, np.int32)], 255)
+    return mask > 0
+
+
+def run_method(name: str, cases: list[dict], bench: Path, out: Path, masks_only: bool) -> list[float]:
+    import cv2
+
+    import clearfill
+
+    seconds = []
+    for case in cases:
+        image_path = bench / "images" / f"{case['name']}.png"
+        image = np.asarray(Image.open(image_path).convert("RGB"))
+        start = time.perf_counter()
+        if name == "no-op":
+            Image.fromarray(image).save(_clean(out, case))
+            seconds.append(time.perf_counter() - start)
+            continue
+        if name == "detector boxes":
+            save_mask(out / "masks" / f"{case['name']}.png", detector_boxes(image))
+            seconds.append(time.perf_counter() - start)
+            continue
+        if name == "ground truth + offline":
+            truth = np.asarray(Image.open(bench / "masks" / f"{case['name']}.png")) > 127
+            mask = cv2.dilate(truth.astype(np.uint8), np.ones((5, 5), np.uint8)) * 255
+            if not masks_only:
+                clearfill.remove(image, mask, "offline", **{"mask.grow_pixels": 0.0}).save(_clean(out, case))
+            seconds.append(time.perf_counter() - start)
+            continue
+        found = clearfill.find_mask(image, "text")
+        save_mask(out / "masks" / f"{case['name']}.png", found)
+        if not masks_only and found.any():
+            clearfill.remove(image, (found * 255).astype(np.uint8), "offline",
+                             **{"mask.grow_pixels": 0.0}).save(_clean(out, case))
+        elif not masks_only:
+            Image.fromarray(image).save(_clean(out, case))
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _clean(out: Path, case: dict) -> Path:
+    path = out / "clean" / f"{case['name']}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bench", type=Path, default=Path("/tmp/textbench-dev"))
+    parser.add_argument("--out", type=Path, default=Path("/tmp/textbench-runs"))
+    parser.add_argument("--masks-only", action="store_true", help="find masks, skip the fills (fast)")
+    parser.add_argument("--methods", default="no-op,detector boxes,ground truth + offline,clearfill")
+    args = parser.parse_args()
+    build(args.bench)
+    cases = json.loads((args.bench / "manifest.json").read_text())["cases"]
+    for name in args.methods.split(","):
+        out = args.out / name.replace(" ", "-").replace("+", "plus")
+        try:
+            seconds = run_method(name, cases, args.bench, out, args.masks_only)
+        except ImportError as exc:
+            print(f"## {name}: skipped ({exc})\n")
+            continue
+        print(f"## {name}: median {statistics.median(seconds):.2f} s per image")
+        subprocess.run([sys.executable, str(TEXT_BENCH / "score_text.py"), str(out), "--bench", str(args.bench)],
+                       check=True)
+        print()
+
+
+if __name__ == "__main__":
+    main()
