@@ -65,9 +65,9 @@ def test_remove_with_detect_instead_of_a_mask(tmp_path, capsys):
     result = clearfill.remove(source, detect="text", preset="fast")
     changed = result.changed
     assert changed[truth].mean() > 0.9 and not changed[~near(truth, 12)].any()
-    with pytest.raises(InvalidInputError, match="either a mask or detect"):
+    with pytest.raises(InvalidInputError, match="give one of a mask, detect= .* or select="):
         clearfill.remove(source, np.zeros((H, W), np.uint8), detect="text")
-    with pytest.raises(InvalidInputError, match="either a mask or detect"):
+    with pytest.raises(InvalidInputError, match="give one of a mask, detect= .* or select="):
         clearfill.remove(source)
     assert main(["mask", str(source), "--detect", "text", "-o", str(tmp_path / "found.png")]) == 0
     written = np.asarray(Image.open(tmp_path / "found.png")) > 0
@@ -110,3 +110,76 @@ def test_the_api_finds_masks_and_removes_with_detect(monkeypatch):
         assert c.post("/v1/mask", files={"image": image}).json()["code"] == "bad_options"
         bad = c.post("/v1/mask", files={"image": image}, data={"options": json.dumps({"detect": "faces"})})
         assert bad.status_code == 422
+
+
+# ----------------------------------------------------------------------------- selection (GrabCut)
+
+
+def an_object():
+    """A textured scene with one object (a lit, shaded ellipse): (pixels, the object)."""
+    rng = np.random.default_rng(5)
+    scene = photo_like(rng, H, W).astype(np.float32)
+    y, x = np.mgrid[0:H, 0:W]
+    body = ((x - 300) / 90.0) ** 2 + ((y - 170) / 60.0) ** 2 <= 1
+    shade = np.clip(1.1 - 0.4 * ((x - 270) ** 2 + (y - 150) ** 2) / 90.0 ** 2, 0.5, 1.1)
+    scene[body] = (np.array([200, 40, 40]) * shade[body, None] + rng.normal(0, 6, (body.sum(), 3)))
+    return np.clip(scene, 0, 255).astype(np.uint8), body
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_a_box_a_loose_lasso_and_clicks_select_the_object():
+    pixels, body = an_object()
+    assert iou(clearfill.select(pixels, box=(195, 100, 210, 140)), body) > 0.9
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    loose = [(300 + 120 * np.cos(a), 170 + 85 * np.sin(a)) for a in angles]  # well outside the object
+    assert iou(clearfill.select(pixels, lasso=loose), body) > 0.9
+    clicked = clearfill.select(pixels, points=[(300, 170, True), (260, 160, True), (20, 20, False)])
+    assert iou(clicked, body) > 0.8
+    # a negative click takes a part away
+    trimmed = clearfill.select(pixels, box=(195, 100, 210, 140), points=[(380, 170, False)])
+    assert not trimmed[170, 380] and iou(trimmed, body) > 0.8
+
+
+def test_selections_are_checked_and_usable_everywhere(tmp_path):
+    pixels, body = an_object()
+    with pytest.raises(InvalidInputError, match="needs a box, a lasso or at least one point"):
+        clearfill.select(pixels)
+    with pytest.raises(InvalidInputError, match="positive size"):
+        clearfill.select(pixels, box=(10, 10, 0, 5))
+    with pytest.raises(InvalidInputError, match="outside the image"):
+        clearfill.select(pixels, box=(5000, 5000, 10, 10))
+    result = clearfill.remove(pixels, select={"box": [195, 100, 210, 140]}, preset="fast")
+    assert result.changed[body].mean() > 0.9
+    source = tmp_path / "scene.png"
+    Image.fromarray(pixels).save(source)
+    lasso = tmp_path / "lasso.json"
+    lasso.write_text(json.dumps([[180, 80], [420, 80], [420, 260], [180, 260]]))
+    for extra in (["--box", "195,100,210,140"], ["--lasso", str(lasso)], ["--point", "300,170", "--point", "260,160"]):
+        out = tmp_path / "mask.png"
+        assert main(["mask", str(source), *extra, "-o", str(out)]) == 0
+        assert iou(np.asarray(Image.open(out)) > 0, body) > 0.8, extra
+
+
+def test_the_api_selects_with_a_box_and_bounds_the_selection():
+    from fastapi.testclient import TestClient
+
+    from clearfill.server import ServerSettings, create_app
+
+    pixels, body = an_object()
+    buffer = stdio.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    image = ("p.png", buffer.getvalue(), "image/png")
+    box = {"options": json.dumps({"select": {"box": [195, 100, 210, 140]}})}
+    with TestClient(create_app(ServerSettings(preset="fast", isolation="thread")), base_url="http://localhost") as c:
+        found = c.post("/v1/mask", files={"image": image}, data=box)
+        assert found.status_code == 200 and iou(np.asarray(Image.open(stdio.BytesIO(found.content))) > 0, body) > 0.9
+        assert c.post("/v1/remove", files={"image": image}, data=box).status_code == 200
+        huge = {"options": json.dumps({"select": {"lasso": [[1, 1]] * 20_000}})}
+        assert c.post("/v1/mask", files={"image": image}, data=huge).json()["code"] == "bad_options"
+        both = {"options": json.dumps({"detect": "text", "select": {"box": [1, 1, 5, 5]}})}
+        assert c.post("/v1/mask", files={"image": image}, data=both).status_code == 422
+        nonsense = {"options": json.dumps({"select": {"box": "here"}})}
+        assert c.post("/v1/mask", files={"image": image}, data=nonsense).status_code == 400

@@ -98,6 +98,7 @@ def remove(
     pipeline: Pipeline | None = None,
     progress: Progress | None = None,
     detect: str | None = None,
+    select: Any = None,
     **overrides: Any,
 ) -> Result:
     """Remove what ``mask`` marks from ``image`` and fill the hole.
@@ -106,6 +107,8 @@ def remove(
                  what to remove (see ``io.load_mask`` for alpha and colour masks).
     detect:      instead of a mask, find what to remove: "text" (captions, credits,
                  date stamps, watermarks; see ``clearfill.detect``).
+    select:      or point at it: {"box": (x, y, w, h), "lasso": [(x, y), ...],
+                 "points": [(x, y, positive), ...]} (GrabCut; ``clearfill.select``).
     preset:      "reference" (the default), "fast", "offline", or a ``PipelineConfig``.
     overrides:   single parameters, ``**{"crop.padding": 32}`` or ``crop={"padding": 32}``.
     seed:        fixes every random choice (default: the reference workflow's seed).
@@ -127,12 +130,16 @@ def remove(
     else:
         config = resolve_config("reference" if preset is None else preset, overrides)
     source = image if isinstance(image, io.LoadedImage) else io.load_image(image, max_pixels=max_pixels)
-    if (mask is None) == (detect is None):
-        raise InvalidInputError("give either a mask or detect= (what to find on the image), not both or neither")
+    if sum(given is not None for given in (mask, detect, select)) != 1:
+        raise InvalidInputError("give one of a mask, detect= (what to find on the image) or select= (what to pick)")
     if detect is not None:
         from .detect import find_mask
 
         mask_values = find_mask(source, detect).astype(np.float32)
+    elif select is not None:
+        from .detect import as_selection, select_object
+
+        mask_values = select_object(source.rgb, as_selection(select)).astype(np.float32)
     else:
         mask_values = io.load_mask(mask, source.size, resize_mask=resize_mask, max_pixels=max_pixels)
     state = State(image=source.rgb, mask=mask_values, seed=REFERENCE_SEED if seed is None else seed,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import traceback
@@ -156,9 +157,15 @@ def _save_stages(result, folder: Path) -> None:
 
 
 def _add_mask(commands) -> None:
-    p = commands.add_parser("mask", help="find a mask on an image (text, captions, stamps, watermarks) and write it")
+    p = commands.add_parser("mask", help="find a mask (text, captions, stamps, watermarks) or select an object "
+                                         "(box, lasso, clicks) and write it")
     p.add_argument("image", type=Path)
-    p.add_argument("--detect", choices=["text"], required=True, help="what to find")
+    p.add_argument("--detect", choices=["text"], help="what to find")
+    p.add_argument("--box", type=_numbers(4, int), metavar="X,Y,W,H", help="select the object in this box")
+    p.add_argument("--lasso", type=Path, metavar="FILE.json", help="select the object inside a loose polygon: "
+                                                                   "a JSON list of [x, y]")
+    p.add_argument("--point", type=_point, action="append", default=[], metavar="X,Y[,neg]",
+                   help="a click on the object (,neg: on what is not it); repeatable")
     p.add_argument("--output", "-o", type=Path, required=True, help="mask file to write (.png: white = remove)")
     p.add_argument("--max-pixels", type=int, default=io.DEFAULT_MAX_PIXELS)
     p.set_defaults(handler=_run_mask)
@@ -167,19 +174,56 @@ def _add_mask(commands) -> None:
 def _run_mask(args) -> int:
     from PIL import Image
 
-    from .detect import find_mask
+    from .detect import find_mask, select
 
     if args.output.resolve() == args.image.resolve():
         raise OutputExistsError(f"the output {args.output} is the image file; write the mask to another file")
     if io.output_format(args.output) not in ("PNG", "TIFF", "BMP"):
         raise InvalidInputError("write the mask losslessly: .png, .tif or .bmp")
     io.check_destination(args.output)
-    found = find_mask(args.image, args.detect, max_pixels=args.max_pixels)
+    selecting = args.box is not None or args.lasso is not None or args.point
+    if selecting == (args.detect is not None):
+        raise InvalidInputError("give --detect text, or a selection (--box, --lasso, --point), one of them")
+    if args.detect:
+        found, what = find_mask(args.image, args.detect, max_pixels=args.max_pixels), args.detect
+    else:
+        lasso = _read_lasso(args.lasso) if args.lasso else None
+        found = select(args.image, box=args.box, lasso=lasso, points=args.point, max_pixels=args.max_pixels)
+        what = "the selection"
     mask = Image.fromarray((found * 255).astype("uint8"), "L")
     with io.atomic_writer(args.output) as handle:
         mask.save(handle, format=io.output_format(args.output))
-    print(f"wrote {args.output}: {args.detect} covers {found.mean():.2%} of the image", file=sys.stderr)
+    print(f"wrote {args.output}: {what} covers {found.mean():.2%} of the image", file=sys.stderr)
     return EXIT_OK
+
+
+def _numbers(count: int, kind=float):
+    def parse(text: str):
+        parts = text.split(",")
+        try:
+            if len(parts) != count:
+                raise ValueError
+            return tuple(kind(part) for part in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {count} comma-separated numbers, got {text!r}") from None
+
+    return parse
+
+
+def _point(text: str) -> tuple[float, float, bool]:
+    parts = text.split(",")
+    negative = len(parts) == 3 and parts[2].strip().lower() in ("neg", "-", "no", "0", "false")
+    if len(parts) == 3 and not negative and parts[2].strip().lower() not in ("pos", "+", "yes", "1", "true"):
+        raise argparse.ArgumentTypeError(f"a point is X,Y or X,Y,neg; got {text!r}")
+    x, y = _numbers(2)(",".join(parts[:2]))
+    return x, y, not negative
+
+
+def _read_lasso(path: Path) -> list:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read the lasso {path}: {exc}") from None
 
 
 def _add_batch(commands) -> None:

@@ -1,7 +1,9 @@
 """Masks without painting: what to remove, found on the image itself.
 
 ``find_mask(image, detect="text")`` -> bool H x W. Detectors: ``text`` (captions,
-credits, date stamps, watermarks; see ``detect.text``).
+credits, date stamps, watermarks; see ``detect.text``). ``select(image, box=...,
+lasso=..., points=...)`` -> bool H x W: the object a box, a loose lasso or clicks
+point at (GrabCut; see ``detect.select``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import io
-from ..errors import InvalidConfigError
+from ..errors import InvalidConfigError, InvalidInputError
+from .select import Selection, select as select_object
 from .text import TextConfig, find_text
 
 DETECTORS = {"text": find_text}
@@ -24,4 +27,27 @@ def find_mask(image, detect: str = "text", *, max_pixels: int | None = io.DEFAUL
     return DETECTORS[detect](source.rgb)
 
 
-__all__ = ["DETECTORS", "TextConfig", "find_mask", "find_text"]
+def select(image, *, box=None, lasso=None, points=(), max_pixels: int | None = io.DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """bool H x W: the object that ``box`` (x, y, width, height), a loose ``lasso``
+    (polygon of (x, y)) and/or ``points`` ((x, y, positive) clicks) point at."""
+    selection = as_selection({"box": box, "lasso": lasso, "points": points})
+    source = image if isinstance(image, io.LoadedImage) else io.load_image(image, max_pixels=max_pixels)
+    return select_object(source.rgb, selection)
+
+
+def as_selection(value) -> Selection:
+    """A Selection from one, or from a mapping with box / lasso / points (JSON-like)."""
+    if isinstance(value, Selection):
+        return value
+    try:
+        box = tuple(int(v) for v in value["box"]) if value.get("box") is not None else None
+        lasso = tuple((float(x), float(y)) for x, y in value["lasso"]) if value.get("lasso") else None
+        points = tuple((float(p[0]), float(p[1]), bool(p[2]) if len(p) > 2 else True)
+                       for p in value.get("points") or ())
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+        raise InvalidInputError("a selection is box [x, y, w, h], lasso [[x, y], ...] and/or points "
+                                "[[x, y, positive], ...]") from None
+    return Selection(box, lasso, points)
+
+
+__all__ = ["DETECTORS", "Selection", "TextConfig", "as_selection", "find_mask", "find_text", "select"]

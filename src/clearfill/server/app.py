@@ -136,12 +136,15 @@ def _encoded(result) -> tuple[str, bytes]:
         return "PNG", io.encode_image(result.pixels, result.source, "PNG")
 
 
-def _found_mask(source, detect: str) -> Outcome:
+def _found_mask(source, request: requests.Request) -> Outcome:
     from PIL import Image
 
-    from ..detect import find_mask
+    from ..detect import as_selection, find_mask, select_object
 
-    found = find_mask(source, detect)
+    if request.detect is not None:
+        found = find_mask(source, request.detect)
+    else:
+        found = select_object(source.rgb, as_selection(request.select))
     buffer = stdio.BytesIO()
     Image.fromarray((found * 255).astype(np.uint8), "L").save(buffer, format="PNG")
     return Outcome("image/png", buffer.getvalue(), {"X-Clearfill-Mask-Area": f"{found.mean():.5f}"}, 0)
@@ -155,14 +158,15 @@ def process(settings: ServerSettings, presets: dict[str, PipelineConfig], upload
         config = presets[request.preset].with_overrides(request.overrides)
         source = io.load_image(stdio.BytesIO(upload.image), max_pixels=settings.max_pixels)
         if upload.mask_only:
-            return _found_mask(source, request.detect)
+            return _found_mask(source, request)
         mask = None
         if upload.mask is not None:
             mask = io.load_mask(stdio.BytesIO(upload.mask), source.size, resize_mask=request.resize_mask,
                                 max_pixels=settings.max_pixels)
         pipeline = build_pipeline(config, device=settings.device)
         result = remove(source, mask, pipeline=pipeline, seed=request.seed, keep_stages=upload.stages,
-                        progress=progress, detect=request.detect if mask is None else None)
+                        progress=progress, detect=request.detect if mask is None else None,
+                        select=request.select if mask is None else None)
         fmt, data = _encoded(result)
     except ClearfillError as exc:
         raise error_for(exc) from None
@@ -328,12 +332,11 @@ def create_app(settings: ServerSettings = ServerSettings()):
             raise RequestError(422, f"unexpected form part {unexpected[0]!r}; send image, mask and options",
                                "bad_request")
         parsed = requests.parse(options, presets, settings.preset)
-        if mask_only and parsed.detect is None:
-            raise RequestError(422, f"say what to find: options {{\"detect\": \"{requests.DETECT[0]}\"}}",
-                               "bad_options")
-        if not mask_only and (mask is None) == (parsed.detect is None):
-            raise RequestError(422, "send a mask part or options.detect (what to find on the image), one of them",
-                               "bad_request")
+        finds = parsed.detect is not None or parsed.select is not None
+        if mask_only and not finds:
+            raise RequestError(422, "say what to find (options.detect) or select (options.select)", "bad_options")
+        if not mask_only and (mask is None) == (not finds):
+            raise RequestError(422, "send a mask part, options.detect or options.select: one of them", "bad_request")
         mask_bytes = await _read_part(mask, upload_limit, "mask") if mask is not None else None
         return Upload(await _read_part(image, upload_limit, "image"), mask_bytes, parsed, stages, mask_only)
 

@@ -84,7 +84,8 @@ ALLOWED: dict[str, Bound] = {
     "refine.prompt": Bound(str, max_length=300),
     "stitch.method": Bound(str, choices=_RESAMPLERS),
 }
-TOP_LEVEL = ("preset", "overrides", "seed", "candidates", "resize_mask", "detect")
+TOP_LEVEL = ("preset", "overrides", "seed", "candidates", "resize_mask", "detect", "select")
+MOST_LASSO_POINTS, MOST_CLICKS = 10_000, 100
 DETECT = ("text",)
 SEED_RANGE = (0, 2 ** 63 - 1)
 
@@ -96,6 +97,7 @@ class Request:
     seed: int | None = None
     resize_mask: bool = False
     detect: str | None = None  # find the mask on the image instead of reading one
+    select: dict | None = None  # or select an object: box, lasso, points
 
 
 def _flatten(overrides: dict) -> dict[str, Any]:
@@ -158,7 +160,24 @@ def parse(text: str | None, presets: dict[str, PipelineConfig], default_preset: 
     detect = options.get("detect")
     if detect is not None and detect not in DETECT:
         raise RequestError(422, f"detect must be one of {', '.join(DETECT)}", "bad_options")
-    return Request(preset, checked, seed, resize_mask, detect)
+    select = options.get("select")
+    if select is not None:
+        _check_selection(select)
+    if detect is not None and select is not None:
+        raise RequestError(422, "detect and select are alternatives: send one", "bad_options")
+    return Request(preset, checked, seed, resize_mask, detect, select)
+
+
+def _check_selection(select: Any) -> None:
+    """Shape and size only; the library checks the values against the image."""
+    if not isinstance(select, dict) or not set(select) <= {"box", "lasso", "points"} or not select:
+        raise RequestError(422, "select must be an object with box, lasso and/or points", "bad_options")
+    lasso, points = select.get("lasso") or [], select.get("points") or []
+    if not isinstance(lasso, list) or len(lasso) > MOST_LASSO_POINTS:
+        raise RequestError(422, f"select.lasso must be a list of at most {MOST_LASSO_POINTS} [x, y]", "bad_options")
+    if not isinstance(points, list) or len(points) > MOST_CLICKS:
+        raise RequestError(422, f"select.points must be a list of at most {MOST_CLICKS} [x, y, positive]",
+                           "bad_options")
 
 
 def describe() -> dict:
