@@ -171,9 +171,11 @@ def test_resize_mask_accepts_a_mask_of_another_size(capsys, files, tmp_path):
 def test_argument_errors_exit_2(capsys, files, tmp_path):
     image, _ = files
     with pytest.raises(SystemExit) as exit_info:
-        main(["remove", str(image), "-o", str(tmp_path / "o.png")])  # --mask missing
+        main(["remove", str(image), "--mask"])  # --mask without its file, -o missing
     assert exit_info.value.code == 2
-    assert "the following arguments are required: --mask" in capsys.readouterr().err
+    assert "expected one argument" in capsys.readouterr().err
+    code = main(["remove", str(image), "-o", str(tmp_path / "o.png")])  # neither --mask nor --detect
+    assert code == 2 and "give --mask (what to remove) or --detect text" in capsys.readouterr().err
 
 
 def test_the_installed_entry_point_runs(files, tmp_path):
