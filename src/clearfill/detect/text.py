@@ -38,6 +38,7 @@ class TextConfig:
     unclip: float = 1.6  # grow kernels back by unclip x area / perimeter (the detector's post-processing)
     strokes: bool = True  # keep only the strokes inside each region, not the whole region
     min_contrast: float = 0.0  # Lab distance strokes must stand out by beyond the surroundings (0: off)
+    faint_contrast: float = 25.0  # below this the strokes are faint (semi-transparent): the whole region is kept
     grow_pixels: int = 4  # the antialiased edge and outline around strokes
 
 
@@ -121,7 +122,7 @@ def _regions(kernels: np.ndarray, unclip: float) -> np.ndarray:
     return regions.astype(bool)
 
 
-def _strokes(rgb8: np.ndarray, regions: np.ndarray, min_contrast: float) -> np.ndarray:
+def _strokes(rgb8: np.ndarray, regions: np.ndarray, min_contrast: float, faint_contrast: float) -> np.ndarray:
     """Inside each region, the pixels whose colour stands apart from the ring around
     it (Otsu on the distance to the ring's colours); a region where that split is
     not clear is kept whole, one where nothing stands out by ``min_contrast`` (Lab
@@ -150,10 +151,13 @@ def _strokes(rgb8: np.ndarray, regions: np.ndarray, min_contrast: float) -> np.n
                                  cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         cut = max(float(split), ring_spread + 3.0)
         strokes = region & (distance > cut)
-        if not strokes.any() or np.median(distance[strokes]) < ring_spread + min_contrast:
+        contrast = float(np.median(distance[strokes])) - ring_spread if strokes.any() else 0.0
+        if contrast < min_contrast:
             continue  # nothing in it stands out from its surroundings: texture, not lettering
         share = strokes.sum() / max(1, region.sum())
-        out[y0:y1, x0:x1] |= strokes if 0.02 <= share <= 0.9 else region
+        # faint strokes (a semi-transparent mark) do not split cleanly from what shows through: keep the region
+        clear = 0.02 <= share <= 0.9 and contrast >= faint_contrast
+        out[y0:y1, x0:x1] |= strokes if clear else region
     return out
 
 
@@ -176,7 +180,7 @@ def find_text(rgb: np.ndarray, config: TextConfig = TextConfig(), detector: Text
         for size in config.sizes:
             np.maximum(kernels, detector.probability(picture, size), out=kernels)
     regions = _regions(kernels > config.threshold, config.unclip)
-    found = _strokes(rgb8, regions, config.min_contrast) if config.strokes else regions
+    found = _strokes(rgb8, regions, config.min_contrast, config.faint_contrast) if config.strokes else regions
     if config.grow_pixels and found.any():
         side = 2 * config.grow_pixels + 1
         found = cv2.dilate(found.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0
