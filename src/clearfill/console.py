@@ -9,8 +9,10 @@ import warnings
 from .errors import ClearfillWarning
 
 
-def one_line(text: object) -> str:
-    return " ".join(str(text).split())
+def one_line(text: object, limit: int | None = None) -> str:
+    """``text`` (or an exception) on one line, cut at ``limit`` characters."""
+    line = " ".join(str(text).split()) or (type(text).__name__ if isinstance(text, BaseException) else "")
+    return line if limit is None or len(line) <= limit else line[: limit - 3] + "..."
 
 
 def say(kind: str, message: object) -> None:

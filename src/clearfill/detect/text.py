@@ -37,7 +37,6 @@ class TextConfig:
     threshold: float = 0.3  # kernel probability that counts as text (the detector's own default)
     unclip: float = 1.6  # grow kernels back by unclip x area / perimeter (the detector's post-processing)
     strokes: bool = True  # keep only the strokes inside each region, not the whole region
-    min_contrast: float = 0.0  # Lab distance strokes must stand out by beyond the surroundings (0: off)
     faint_contrast: float = 25.0  # below this the strokes are faint (semi-transparent): the whole region is kept
     grow_pixels: int = 4  # the antialiased edge and outline around strokes
 
@@ -122,11 +121,11 @@ def _regions(kernels: np.ndarray, unclip: float) -> np.ndarray:
     return regions.astype(bool)
 
 
-def _strokes(rgb8: np.ndarray, regions: np.ndarray, min_contrast: float, faint_contrast: float) -> np.ndarray:
+def _strokes(rgb8: np.ndarray, regions: np.ndarray, faint_contrast: float) -> np.ndarray:
     """Inside each region, the pixels whose colour stands apart from the ring around
     it (Otsu on the distance to the ring's colours); a region where that split is
-    not clear is kept whole, one where nothing stands out by ``min_contrast`` (Lab
-    units beyond the ring's own spread) is dropped."""
+    not clear, or whose strokes stand out by less than ``faint_contrast`` (Lab units
+    beyond the ring's own spread), is kept whole."""
     lab = cv2.cvtColor(rgb8, cv2.COLOR_RGB2LAB).astype(np.float32)
     out = np.zeros(regions.shape, bool)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
@@ -152,8 +151,6 @@ def _strokes(rgb8: np.ndarray, regions: np.ndarray, min_contrast: float, faint_c
         cut = max(float(split), ring_spread + 3.0)
         strokes = region & (distance > cut)
         contrast = float(np.median(distance[strokes])) - ring_spread if strokes.any() else 0.0
-        if contrast < min_contrast:
-            continue  # nothing in it stands out from its surroundings: texture, not lettering
         share = strokes.sum() / max(1, region.sum())
         # faint strokes (a semi-transparent mark) do not split cleanly from what shows through: keep the region
         clear = 0.02 <= share <= 0.9 and contrast >= faint_contrast
@@ -180,7 +177,7 @@ def find_text(rgb: np.ndarray, config: TextConfig = TextConfig(), detector: Text
         for size in config.sizes:
             np.maximum(kernels, detector.probability(picture, size), out=kernels)
     regions = _regions(kernels > config.threshold, config.unclip)
-    found = _strokes(rgb8, regions, config.min_contrast, config.faint_contrast) if config.strokes else regions
+    found = _strokes(rgb8, regions, config.faint_contrast) if config.strokes else regions
     if config.grow_pixels and found.any():
         side = 2 * config.grow_pixels + 1
         found = cv2.dilate(found.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0

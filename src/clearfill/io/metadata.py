@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from ..console import one_line
 from ..errors import ClearfillWarning, InvalidInputError
 
 ORIENTATION = 0x0112
@@ -39,7 +40,7 @@ def read_exif(image: Image.Image) -> tuple[Image.Exif, str | None]:
             if ifd in exif:
                 exif.get_ifd(ifd)
     except Exception as exc:  # Pillow raises many kinds on malformed EXIF
-        return Image.Exif(), " ".join(str(exc).split()) or type(exc).__name__
+        return Image.Exif(), one_line(exc)
     return exif, None
 
 
@@ -58,7 +59,7 @@ def collect_warnings(notes: list[str]):
         warnings.simplefilter("ignore", ResourceWarning)
         yield
     for warning in caught:
-        note = " ".join(str(warning.message).split())
+        note = one_line(warning.message)
         if note not in notes:
             notes.append(note)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io as stdio
 import os
+import stat
 import threading
 import typing
 import warnings
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..console import one_line
 from ..errors import ClearfillWarning, ImageTooLargeError, InvalidInputError
 from ..imaging import quantize, resize, to_float
 from . import metadata
@@ -81,21 +83,20 @@ def _check_size(size: tuple[int, int], label: str, max_pixels: int | None) -> No
             f"{max_pixels / 1e6:.1f} MP", setting="max_pixels")
 
 
-def _open(source, label: str, max_pixels: int | None) -> Image.Image:
+def _open(source, what: str, max_pixels: int | None) -> Image.Image:
     """Open lazily: only the header is read, so the size is checked before decoding.
     Pillow's own bomb limit is lifted for the call; ``max_pixels`` replaces it."""
+    label = _label(what, source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
-            os.stat(path)
+            is_folder = stat.S_ISDIR(os.stat(path).st_mode)
         except FileNotFoundError:
-            raise InvalidInputError(f"{label.split()[0]} not found: {path}") from None
+            raise InvalidInputError(f"{what} not found: {path}") from None
         except OSError as exc:  # no permission to look, a name too long, a loop of links
             raise InvalidInputError(f"cannot read {label}: {exc.strerror or exc}") from None
-        if not path.exists():
-            raise InvalidInputError(f"{label.split()[0]} not found: {path}")
-        if path.is_dir():
-            raise InvalidInputError(f"{label.split()[0]} is a folder, not an image file: {path}")
+        if is_folder:
+            raise InvalidInputError(f"{what} is a folder, not an image file: {path}")
     try:
         with _OPEN_LOCK:
             previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
@@ -106,21 +107,16 @@ def _open(source, label: str, max_pixels: int | None) -> Image.Image:
     except UnidentifiedImageError:
         raise InvalidInputError(f"{label} is not an image (or an unsupported format)") from None
     except Exception as exc:  # malformed headers and chunks raise many kinds (a zTXt bomb: ValueError)
-        raise InvalidInputError(f"cannot read {label}: {_one_line(exc)}") from None
+        raise InvalidInputError(f"cannot read {label}: {one_line(exc, 200)}") from None
     _check_size(image.size, label, max_pixels)
     return image
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _decode(image: Image.Image, label: str) -> None:
     try:
         image.load()
     except Exception as exc:
-        raise InvalidInputError(f"{label} is truncated or corrupt: {_one_line(exc)}") from None
+        raise InvalidInputError(f"{label} is truncated or corrupt: {one_line(exc, 200)}") from None
 
 
 def _rawmode(image: Image.Image) -> str:
@@ -192,7 +188,7 @@ def _pillow_pixels(image: Image.Image, label: str) -> Pixels:
     try:
         return Pixels(np.asarray(image.convert(target)), target)
     except Exception as exc:
-        raise InvalidInputError(f"{label} has a pixel layout clearfill cannot read ({mode}): {_one_line(exc)}") \
+        raise InvalidInputError(f"{label} has a pixel layout clearfill cannot read ({mode}): {one_line(exc, 200)}") \
             from None
 
 
@@ -253,7 +249,7 @@ def _read(source, what: str, max_pixels: int | None) -> _Read:
             image = source
             _check_size(image.size, label, max_pixels)
         else:
-            image = _open(source, label, max_pixels)
+            image = _open(source, what, max_pixels)
         rawmode = _rawmode(image)
         deep = rawmode.startswith("LA;16") or (image.mode in ("RGB", "RGBA") and ";16" in rawmode)
         _decode(image, label)

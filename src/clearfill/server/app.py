@@ -23,7 +23,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
@@ -41,7 +41,7 @@ from ..errors import (
 from ..imaging import quantize
 from ..pipeline import Progress
 from . import requests
-from .guard import LOOPBACK_NAMES, Guard, GuardSettings, send_error
+from .guard import LOOPBACK_NAMES, Guard, GuardSettings
 from .jobs import FINAL, Jobs
 from .requests import RequestError
 from .worker import Bug, ProcessWorker, ThreadWorker, WorkerCrashed, removal_executor
@@ -422,4 +422,4 @@ def create_app(settings: ServerSettings = ServerSettings()):
     return Guard(app, guard)
 
 
-__all__ = ["ServerSettings", "create_app", "send_error"]
+__all__ = ["ServerSettings", "create_app", "runs"]
