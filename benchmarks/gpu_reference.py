@@ -83,6 +83,7 @@ def run_once(label: str, pipeline, image: Path, mask: Path, device: str) -> None
     import torch
 
     import clearfill
+    from clearfill.sheet import SHOWN_ONLY_WHEN_RUN
 
     resident = gpu_gb(device, peak=False)
     if device.startswith("cuda"):
@@ -94,7 +95,7 @@ def run_once(label: str, pipeline, image: Path, mask: Path, device: str) -> None
         torch.cuda.synchronize()
     total = time.perf_counter() - start
     stages = "  ".join(f"{record.name} {record.seconds:.2f}s" if record.ran else f"{record.name} skipped"
-                       for record in result.stages)
+                       for record in result.stages if record.ran or record.name not in SHOWN_ONLY_WHEN_RUN)
     print(f"{label:<28} total {total:7.2f} s   GPU memory {resident:5.1f} GiB before, peak {gpu_gb(device, True):5.1f} "
           f"GiB   {stages}", flush=True)
     if not result.ran("refine") or not result.ran("remove"):

@@ -12,8 +12,8 @@ with ../shared/bench/text/score_text.py:
   filled as polygons (the bench README's baseline; needs rapidocr-onnxruntime's
   dependencies, skipped without them);
 - ground truth + offline: the bench's own mask grown 2 px, filled by the offline preset;
-- clearfill: ``find_mask(image, "text")`` and ``remove(image, detect="text")`` with the
-  offline preset.
+- clearfill: ``detect.find(image, "text")`` (the mask scored) and ``remove`` with that
+  finding and the offline preset (a semi-transparent mark is undone, the rest filled).
 
 Prints each method's table and the seconds per image.
 """
@@ -64,6 +64,7 @@ def run_method(name: str, cases: list[dict], bench: Path, out: Path, masks_only:
     import cv2
 
     import clearfill
+    from clearfill.detect import find
 
     seconds = []
     for case in cases:
@@ -85,13 +86,11 @@ def run_method(name: str, cases: list[dict], bench: Path, out: Path, masks_only:
                 clearfill.remove(image, mask, "offline", **{"mask.grow_pixels": 0.0}).save(_clean(out, case))
             seconds.append(time.perf_counter() - start)
             continue
-        found = clearfill.find_mask(image, "text")
-        save_mask(out / "masks" / f"{case['name']}.png", found)
-        if not masks_only and found.any():
-            clearfill.remove(image, (found * 255).astype(np.uint8), "offline",
+        finding = find(image, "text")
+        save_mask(out / "masks" / f"{case['name']}.png", finding.mask)
+        if not masks_only:
+            clearfill.remove(image, detect=finding, preset="offline",
                              **{"mask.grow_pixels": 0.0}).save(_clean(out, case))
-        elif not masks_only:
-            Image.fromarray(image).save(_clean(out, case))
         seconds.append(time.perf_counter() - start)
     return seconds
 
@@ -107,10 +106,13 @@ def main() -> None:
     parser.add_argument("--bench", type=Path, default=Path("/tmp/textbench-dev"))
     parser.add_argument("--out", type=Path, default=Path("/tmp/textbench-runs"))
     parser.add_argument("--masks-only", action="store_true", help="find masks, skip the fills (fast)")
+    parser.add_argument("--styles", help="only these styles, comma-separated (a quick look; the table uses all)")
     parser.add_argument("--methods", default="no-op,detector boxes,ground truth + offline,clearfill")
     args = parser.parse_args()
     build(args.bench)
     cases = json.loads((args.bench / "manifest.json").read_text())["cases"]
+    if args.styles:
+        cases = [case for case in cases if case["style"] in args.styles.split(",")]
     for name in args.methods.split(","):
         out = args.out / name.replace(" ", "-").replace("+", "plus")
         try:

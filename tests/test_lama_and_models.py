@@ -104,7 +104,7 @@ def test_lama_through_the_pipeline_changes_only_the_hole(lama_files, small_case,
     image, hole = small_case
     result = clearfill.remove((image * 255).astype(np.uint8), hole.astype(np.uint8) * 255, "offline",
                               **{"remove.method": "lama", "remove.model": str(lama_files["pth"])})
-    assert result.ran("remove") and "lama" in result.stages[1].note
+    assert result.ran("remove") and "lama" in result.note("remove")
     original = (image * 255).astype(np.uint8)
     output = np.asarray(result.image)
     assert np.array_equal(output[~result.hole], original[~result.hole])
@@ -324,7 +324,7 @@ def test_models_are_pooled_apart_from_per_call_settings(lama_files, monkeypatch)
         config = PRESETS["fast"].with_overrides({"remove.method": "lama", "remove.model": str(lama_files["pth"]),
                                                  "crop.padding": padding})
         pipeline = build_pipeline(config, device="cpu")
-        assert pipeline.stages[1].remover.network is first.network and pipeline.config is config
+        assert pipeline.stages[2].remover.network is first.network and pipeline.config is config
     assert len([key for key in POOL.keys() if key[0] == "inpainter"]) == 1
     monkeypatch.undo()
     other = lama(lama_files["pth"], channels_last=False)

@@ -115,7 +115,7 @@ def test_candidates_and_the_guard_in_the_pipeline(tiny_flux):
     seeds = [score.seed for score in result.guard]
     assert seeds == [11, 12, 13]
     best = min(result.guard, key=lambda s: s.total)
-    assert result.guard_choice == best.seed and "best of 3" in result.stages[4].note
+    assert result.guard_choice == best.seed and "best of 3" in result.note("refine")
 
 
 def test_guard_prefers_polish_to_a_new_object_or_a_colour_shift():

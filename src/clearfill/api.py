@@ -14,7 +14,7 @@ from . import io
 from .config import REFERENCE_SEED, PipelineConfig, preset as preset_config
 from .errors import InvalidConfigError, InvalidInputError
 from .pipeline import Pipeline, Progress, StageRecord, State
-from .stages import CropStage, MaskPrepStage, RefineStage, RemoveStage, ResizeStage, StitchStage
+from .stages import CropStage, MaskPrepStage, RefineStage, RemoveStage, ResizeStage, StitchStage, UnblendStage
 
 
 def build_pipeline(config: PipelineConfig, *, device: str = "auto") -> Pipeline:
@@ -22,6 +22,7 @@ def build_pipeline(config: PipelineConfig, *, device: str = "auto") -> Pipeline:
     the process-wide pool (``models.pool``): the first pipeline that names a model
     loads it, later ones (any preset, any per-call settings) cost microseconds."""
     return Pipeline([
+        UnblendStage(),
         MaskPrepStage(config.mask),
         RemoveStage(config.remove, device=device),
         CropStage(config.crop),
@@ -41,6 +42,7 @@ class Result:
     seed: int
     config: PipelineConfig | None  # the config that ran (None for a hand-made pipeline without one)
     hole: np.ndarray  # bool H x W: the prepared hole (empty when the mask marked nothing)
+    unblended: np.ndarray  # bool H x W: pixels recovered by undoing a semi-transparent mark (not filled)
     stage_pictures: dict[str, np.ndarray] = field(default_factory=dict)  # stage name -> float RGB
     guard: list = field(default_factory=list)  # refinement candidates' guard scores (clearfill.guard)
     guard_choice: int | None = None  # the seed of the refinement kept
@@ -61,6 +63,10 @@ class Result:
 
     def ran(self, stage: str) -> bool:
         return any(record.name == stage and record.ran for record in self.stages)
+
+    def note(self, stage: str) -> str:
+        """What ``stage`` did, or why it was skipped ("" for a stage not in the pipeline)."""
+        return next((record.note for record in self.stages if record.name == stage), "")
 
     @property
     def changed(self) -> np.ndarray:
@@ -97,7 +103,7 @@ def remove(
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
     pipeline: Pipeline | None = None,
     progress: Progress | None = None,
-    detect: str | None = None,
+    detect: Any = None,
     select: Any = None,
     **overrides: Any,
 ) -> Result:
@@ -106,7 +112,10 @@ def remove(
     image, mask: paths, open files, PIL images or arrays; the mask's white (255) marks
                  what to remove (see ``io.load_mask`` for alpha and colour masks).
     detect:      instead of a mask, find what to remove: "text" (captions, credits,
-                 date stamps, watermarks; see ``clearfill.detect``).
+                 date stamps, watermarks; see ``clearfill.detect``), or what
+                 ``detect.find`` found already. A semi-transparent mark among it
+                 is undone where the photo under it can be recovered (the
+                 "unblend" stage), the rest is filled.
     select:      or point at it: {"box": (x, y, w, h), "lasso": [(x, y), ...],
                  "points": [(x, y, positive), ...]} (GrabCut; ``clearfill.select``).
     preset:      "reference" (the default), "fast", "offline", or a ``PipelineConfig``.
@@ -132,18 +141,20 @@ def remove(
     source = image if isinstance(image, io.LoadedImage) else io.load_image(image, max_pixels=max_pixels)
     if sum(given is not None for given in (mask, detect, select)) != 1:
         raise InvalidInputError("give one of a mask, detect= (what to find on the image) or select= (what to pick)")
+    overlay = None
     if detect is not None:
-        from .detect import find_mask
+        from .detect import TextFinding, find
 
-        mask_values = find_mask(source, detect).astype(np.float32)
+        finding = detect if isinstance(detect, TextFinding) else find(source, detect)
+        mask_values, overlay = finding.mask.astype(np.float32), finding.overlay
     elif select is not None:
-        from .detect import as_selection, select_object
+        from .detect import as_selection, select_with
 
-        mask_values = select_object(source.rgb, as_selection(select)).astype(np.float32)
+        mask_values = select_with(source.rgb, as_selection(select)).astype(np.float32)
     else:
         mask_values = io.load_mask(mask, source.size, resize_mask=resize_mask, max_pixels=max_pixels)
     state = State(image=source.rgb, mask=mask_values, seed=REFERENCE_SEED if seed is None else seed,
-                  progress=progress or Progress())
+                  overlay=overlay, progress=progress or Progress())
     run = (pipeline or build_pipeline(config, device=device)).run(state, keep_pictures=keep_stages)
     return Result(
         pixels=run.output,
@@ -152,6 +163,7 @@ def remove(
         seed=state.seed,
         config=config,
         hole=state.hole if state.hole is not None else np.zeros(mask_values.shape, dtype=bool),
+        unblended=state.unblended if state.unblended is not None else np.zeros(mask_values.shape, dtype=bool),
         stage_pictures=run.pictures,
         guard=state.guard,
         guard_choice=state.guard_choice,

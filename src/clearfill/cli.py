@@ -16,7 +16,7 @@ from . import __version__, console, io
 from .api import remove
 from .config import PRESETS, parse_assignment
 from .errors import ClearfillError, InvalidInputError, OutputExistsError
-from .sheet import PICTURE_NAMES, contact_sheet
+from .sheet import PICTURE_NAMES, SHOWN_ONLY_WHEN_RUN, contact_sheet
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -147,7 +147,7 @@ def _run_remove(args) -> int:
 
 def _save_stages(result, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    order = [record.name for record in result.stages]
+    order = [record.name for record in result.stages if record.ran or record.name not in SHOWN_ONLY_WHEN_RUN]
     for index, name in enumerate(order, start=1):
         picture = result.stage_pictures.get(name)
         if picture is not None:
@@ -166,6 +166,10 @@ def _add_mask(commands) -> None:
                                                                    "a JSON list of [x, y]")
     p.add_argument("--point", type=_point, action="append", default=[], metavar="X,Y[,neg]",
                    help="a click on the object (,neg: on what is not it); repeatable")
+    p.add_argument("--method", choices=["auto", "grabcut", "sam"], default="auto",
+                   help="how a selection is refined: SAM 2.1 (weights needed), GrabCut (none), or auto: SAM when "
+                        "its weights are here")
+    p.add_argument("--sam-model", default="sam2.1-hiera-tiny", help="SAM 2.1 weights: registry name, folder or repo id")
     p.add_argument("--output", "-o", type=Path, required=True, help="mask file to write (.png: white = remove)")
     p.add_argument("--max-pixels", type=int, default=io.DEFAULT_MAX_PIXELS)
     p.set_defaults(handler=_run_mask)
@@ -188,7 +192,8 @@ def _run_mask(args) -> int:
         found, what = find_mask(args.image, args.detect, max_pixels=args.max_pixels), args.detect
     else:
         lasso = _read_lasso(args.lasso) if args.lasso else None
-        found = select(args.image, box=args.box, lasso=lasso, points=args.point, max_pixels=args.max_pixels)
+        found = select(args.image, box=args.box, lasso=lasso, points=args.point, method=args.method,
+                       model=args.sam_model, max_pixels=args.max_pixels)
         what = "the selection"
     mask = Image.fromarray((found * 255).astype("uint8"), "L")
     with io.atomic_writer(args.output) as handle:

@@ -81,9 +81,11 @@ class Progress:
 class State:
     """Everything the stages read and write. The input image is never modified."""
 
-    image: np.ndarray  # float32 H x W x 3, the original
+    image: np.ndarray  # float32 H x W x 3, the original (a new array once a mark is undone)
     mask: np.ndarray  # float32 H x W, the user's mask as given (1 = remove)
     seed: int = 0
+    overlay: object | None = None  # a semi-transparent mark found on the image (detect.marks.Overlay)
+    unblended: np.ndarray | None = None  # bool H x W: pixels recovered by undoing the overlay
     hole: np.ndarray | None = None  # bool H x W after mask preparation
     removed: np.ndarray | None = None  # full image with the hole filled by the remover
     crop: CropRecord | None = None

@@ -10,8 +10,9 @@ from .imaging import quantize, resize
 
 # What each stage's picture is called in files and on the sheet.
 PICTURE_NAMES = {
-    "mask": "mask", "remove": "removed", "crop": "crop", "resize": "resized", "refine": "refined", "stitch": "stitched",
+    "unblend": "unblended", "mask": "mask", "remove": "removed", "crop": "crop", "resize": "resized", "refine": "refined", "stitch": "stitched",
 }
+SHOWN_ONLY_WHEN_RUN = {"unblend"}  # stages most runs skip: no grey tile for them
 _LABEL_HEIGHT = 22
 _SKIPPED_GREY = 0.35
 

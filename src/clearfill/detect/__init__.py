@@ -12,27 +12,50 @@ import numpy as np
 
 from .. import io
 from ..errors import InvalidConfigError, InvalidInputError
+from .sam import SamSelector, sam_present
 from .select import Selection, select as select_object
-from .text import TextConfig, find_text
+from .marks import Overlay
+from .text import TextConfig, TextFinding, detect_text, find_text
 
-DETECTORS = {"text": find_text}
+DETECTORS = {"text": detect_text}
+SELECTION_METHODS = ("auto", "grabcut", "sam")
 
 
-def find_mask(image, detect: str = "text", *, max_pixels: int | None = io.DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """bool H x W: what ``detect`` finds on ``image`` (a path, open file, PIL image,
-    array or ``io.LoadedImage``), upright as clearfill reads the image."""
+def find(image, detect: str = "text", *, max_pixels: int | None = io.DEFAULT_MAX_PIXELS) -> TextFinding:
+    """What ``detect`` finds on ``image`` (a path, open file, PIL image, array or
+    ``io.LoadedImage``), upright as clearfill reads the image: the mask, and a
+    semi-transparent mark among it that can be undone (``Overlay``) or None."""
     if detect not in DETECTORS:
         raise InvalidConfigError(f"unknown detector {detect!r}; choose from {', '.join(DETECTORS)}")
     source = image if isinstance(image, io.LoadedImage) else io.load_image(image, max_pixels=max_pixels)
     return DETECTORS[detect](source.rgb)
 
 
-def select(image, *, box=None, lasso=None, points=(), max_pixels: int | None = io.DEFAULT_MAX_PIXELS) -> np.ndarray:
+def find_mask(image, detect: str = "text", *, max_pixels: int | None = io.DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """bool H x W: what ``detect`` finds on ``image`` (see ``find``)."""
+    return find(image, detect, max_pixels=max_pixels).mask
+
+
+def select(image, *, box=None, lasso=None, points=(), method: str = "auto", model: str = "sam2.1-hiera-tiny",
+           max_pixels: int | None = io.DEFAULT_MAX_PIXELS) -> np.ndarray:
     """bool H x W: the object that ``box`` (x, y, width, height), a loose ``lasso``
-    (polygon of (x, y)) and/or ``points`` ((x, y, positive) clicks) point at."""
+    (polygon of (x, y)) and/or ``points`` ((x, y, positive) clicks) point at.
+    ``method``: "grabcut" (no weights), "sam" (SAM 2.1 ``model``: a registry name,
+    a local folder or a Hugging Face repo id) or "auto" (SAM when its weights are
+    here, else GrabCut)."""
     selection = as_selection({"box": box, "lasso": lasso, "points": points})
     source = image if isinstance(image, io.LoadedImage) else io.load_image(image, max_pixels=max_pixels)
-    return select_object(source.rgb, selection)
+    return select_with(source.rgb, selection, method, model)
+
+
+def select_with(rgb: np.ndarray, selection: Selection, method: str = "auto",
+                model: str = "sam2.1-hiera-tiny") -> np.ndarray:
+    """``select`` on float RGB pixels with a ready ``Selection``."""
+    if method not in SELECTION_METHODS:
+        raise InvalidConfigError(f"unknown selection method {method!r}; choose from {', '.join(SELECTION_METHODS)}")
+    if method == "sam" or (method == "auto" and sam_present(model)):
+        return SamSelector.shared(model).select(rgb, selection)
+    return select_object(rgb, selection)
 
 
 def as_selection(value) -> Selection:
@@ -50,4 +73,5 @@ def as_selection(value) -> Selection:
     return Selection(box, lasso, points)
 
 
-__all__ = ["DETECTORS", "Selection", "TextConfig", "as_selection", "find_mask", "find_text", "select"]
+__all__ = ["DETECTORS", "SELECTION_METHODS", "Overlay", "SamSelector", "Selection", "TextConfig", "TextFinding", "as_selection", "detect_text", "find",
+           "find_mask", "find_text", "select", "select_with"]

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ChecksumError, ModelNotAvailableError
 from ..imaging import quantize
+from .marks import Overlay, find_overlay
 
 DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
 DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"  # rapidocr-onnxruntime 1.4.4
@@ -39,6 +40,7 @@ class TextConfig:
     strokes: bool = True  # keep only the strokes inside each region, not the whole region
     faint_contrast: float = 25.0  # below this the strokes are faint (semi-transparent): the whole region is kept
     grow_pixels: int = 4  # the antialiased edge and outline around strokes
+    unblend: bool = True  # estimate semi-transparent marks' colour and opacity so they can be undone
 
 
 def detector_path() -> Path:
@@ -121,13 +123,15 @@ def _regions(kernels: np.ndarray, unclip: float) -> np.ndarray:
     return regions.astype(bool)
 
 
-def _strokes(rgb8: np.ndarray, regions: np.ndarray, faint_contrast: float) -> np.ndarray:
-    """Inside each region, the pixels whose colour stands apart from the ring around
-    it (Otsu on the distance to the ring's colours); a region where that split is
-    not clear, or whose strokes stand out by less than ``faint_contrast`` (Lab units
-    beyond the ring's own spread), is kept whole."""
+def _strokes(rgb8: np.ndarray, regions: np.ndarray, faint_contrast: float) -> tuple[np.ndarray, np.ndarray]:
+    """(strokes, faint regions). Inside each region, the pixels whose colour stands
+    apart from the ring around it (Otsu on the distance to the ring's colours); a
+    region where that split is not clear, or whose strokes stand out by less than
+    ``faint_contrast`` (Lab units beyond the ring's own spread), is kept whole and
+    counted as faint (perhaps a semi-transparent mark)."""
     lab = cv2.cvtColor(rgb8, cv2.COLOR_RGB2LAB).astype(np.float32)
     out = np.zeros(regions.shape, bool)
+    faint = np.zeros(regions.shape, bool)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
     height, width = regions.shape
     for label in range(1, count):
@@ -139,6 +143,7 @@ def _strokes(rgb8: np.ndarray, regions: np.ndarray, faint_contrast: float) -> np
         colours = lab[y0:y1, x0:x1]
         if ring.sum() < 8:
             out[y0:y1, x0:x1] |= region
+            faint[y0:y1, x0:x1] |= region
             continue
         background = colours[ring]
         centres = _centres(background)
@@ -155,7 +160,9 @@ def _strokes(rgb8: np.ndarray, regions: np.ndarray, faint_contrast: float) -> np
         # faint strokes (a semi-transparent mark) do not split cleanly from what shows through: keep the region
         clear = 0.02 <= share <= 0.9 and contrast >= faint_contrast
         out[y0:y1, x0:x1] |= strokes if clear else region
-    return out
+        if not clear:
+            faint[y0:y1, x0:x1] |= region
+    return out, faint
 
 
 def _centres(samples: np.ndarray, k: int = 3) -> np.ndarray:
@@ -167,8 +174,20 @@ def _centres(samples: np.ndarray, k: int = 3) -> np.ndarray:
     return centres
 
 
-def find_text(rgb: np.ndarray, config: TextConfig = TextConfig(), detector: TextDetector | None = None) -> np.ndarray:
-    """bool H x W: the text on ``rgb`` (float32 RGB in [0, 1])."""
+@dataclass
+class TextFinding:
+    """What ``detect_text`` found: the mask to remove, and the semi-transparent
+    mark inside it that can be undone rather than inpainted (None when there is
+    none, or ``TextConfig.unblend`` is off)."""
+
+    mask: np.ndarray  # bool H x W
+    overlay: Overlay | None = None
+
+
+def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
+                detector: TextDetector | None = None) -> TextFinding:
+    """The text on ``rgb`` (float32 RGB in [0, 1]) as a stroke-accurate mask, and
+    the semi-transparent mark among it (``marks.Overlay``)."""
     detector = detector or TextDetector.shared()
     rgb8 = quantize(rgb)
     variants = [rgb8, _enhanced(rgb8)] if config.enhance else [rgb8]
@@ -177,9 +196,35 @@ def find_text(rgb: np.ndarray, config: TextConfig = TextConfig(), detector: Text
         for size in config.sizes:
             np.maximum(kernels, detector.probability(picture, size), out=kernels)
     regions = _regions(kernels > config.threshold, config.unclip)
-    found = _strokes(rgb8, regions, config.faint_contrast) if config.strokes else regions
-    if config.grow_pixels and found.any():
-        side = 2 * config.grow_pixels + 1
-        found = cv2.dilate(found.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0
-        found &= cv2.dilate(regions.astype(np.uint8), np.ones((side, side), np.uint8)) > 0
-    return found
+    if not config.strokes:
+        return TextFinding(_grown(regions, regions, config.grow_pixels))
+    found, faint = _strokes(rgb8, regions, config.faint_contrast)
+    overlay = find_overlay(rgb, faint) if config.unblend else None
+    if overlay is None:
+        return TextFinding(_grown(found, regions, config.grow_pixels))
+    # the mark's own pixels (its antialiased edge included) replace its regions' boxes
+    accounted = _regions_touching(faint, overlay.covers)
+    return TextFinding(_grown(found & ~accounted, regions, config.grow_pixels) | overlay.covers, overlay)
+
+
+def find_text(rgb: np.ndarray, config: TextConfig = TextConfig(), detector: TextDetector | None = None) -> np.ndarray:
+    """bool H x W: the text on ``rgb`` (float32 RGB in [0, 1])."""
+    return detect_text(rgb, config, detector).mask
+
+
+def _regions_touching(regions: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """The connected regions that hold any of ``pixels``."""
+    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
+    touched = np.zeros(count, bool)
+    touched[np.unique(labels[pixels & regions])] = True
+    touched[0] = False
+    return touched[labels]
+
+
+def _grown(found: np.ndarray, regions: np.ndarray, pixels: int) -> np.ndarray:
+    """``found`` grown by ``pixels`` (the antialiased edge and outline), within the regions grown as much."""
+    if not pixels or not found.any():
+        return found
+    side = 2 * pixels + 1
+    grown = cv2.dilate(found.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0
+    return grown & (cv2.dilate(regions.astype(np.uint8), np.ones((side, side), np.uint8)) > 0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import InvalidConfigError
 
-KINDS = ("remover", "upscaler", "refiner")
+KINDS = ("remover", "upscaler", "refiner", "selector")
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,16 @@ REGISTRY: dict[str, ModelEntry] = {entry.name: entry for entry in [
         license="FLUX.1 [dev] Non-Commercial License (gated: accept it on the Hub and use a token)",
         source="https://huggingface.co/black-forest-labs/FLUX.1-Fill-dev",
         summary="FLUX.1 Fill [dev], the reference workflow's refiner (a Hugging Face repository)",
+    ),
+    ModelEntry(
+        name="sam2.1-hiera-tiny",
+        kind="selector",
+        filename="facebook/sam2.1-hiera-tiny",
+        urls=("hf://facebook/sam2.1-hiera-tiny",),
+        size_mb=156,
+        license="Apache-2.0",
+        source="https://huggingface.co/facebook/sam2.1-hiera-tiny",
+        summary="SAM 2.1 Hiera-Tiny (transformers weights): select an object by a click, box or lasso",
     ),
 ]}
 

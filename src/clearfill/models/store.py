@@ -151,7 +151,7 @@ def download(name: str, *, force: bool = False) -> Path:
         return target
     if any(url.startswith("hf://") for url in model.download_urls()):
         raise ModelNotAvailableError(
-            f"{model.name} is a Hugging Face repository, fetched by the refiner stage itself (needs a token "
+            f"{model.name} is a Hugging Face repository, fetched by the stage that uses it (needs a token "
             "for gated models); nothing to download here"
         )
     if offline():

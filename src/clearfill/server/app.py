@@ -139,12 +139,12 @@ def _encoded(result) -> tuple[str, bytes]:
 def _found_mask(source, request: requests.Request) -> Outcome:
     from PIL import Image
 
-    from ..detect import as_selection, find_mask, select_object
+    from ..detect import as_selection, find_mask, select_with
 
     if request.detect is not None:
         found = find_mask(source, request.detect)
     else:
-        found = select_object(source.rgb, as_selection(request.select))
+        found = select_with(source.rgb, as_selection(request.select))
     buffer = stdio.BytesIO()
     Image.fromarray((found * 255).astype(np.uint8), "L").save(buffer, format="PNG")
     return Outcome("image/png", buffer.getvalue(), {"X-Clearfill-Mask-Area": f"{found.mean():.5f}"}, 0)
