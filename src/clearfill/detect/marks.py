@@ -34,6 +34,10 @@ OPACITY_RANGE = (0.08, 0.8)  # outside it a "mark" is either invisible or nearly
 MAX_OUT_OF_RANGE = 0.12  # share of stroke pixels that undoing may push outside [0, 1] before it is refused
 MIN_COVERED = 0.12  # share of a faint region the mark's strokes must cover to account for its text
 VISIBLE_ALPHA = 0.06
+COPY_EVIDENCE = 0.5  # median opacity along a copy's strokes, as a share of the mark's, for it to count
+MAX_OUT_OF_RANGE_REPEATED = 0.3  # with opacity and colour known, out-of-range pixels are just left to the fill
+REPEAT_SCORE = 0.35
+MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one  # normalised correlation with the mark's best copy that counts as another copy
 TRIMMED_FIT = 0.6  # the share of stroke samples the opacity and colour are fitted to  # below this a pixel is not part of the mark
 
 
@@ -68,47 +72,159 @@ class Overlay:
 def find_overlay(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
     """The semi-transparent mark inside the ``faint`` text regions (bool H x W), or
     None when they do not look like one. Bright and dark marks are both tried; the
-    one whose undoing stays in range more often wins."""
+    one whose undoing stays in range more often wins. A mark repeated across the
+    photo (a tiled stock-photo mark) is then followed to the copies the text
+    detector missed."""
     if not faint.any():
         return None
     gray = cv2.cvtColor(quantize(rgb), cv2.COLOR_RGB2GRAY)
     candidates = [_estimate(rgb, faint, strokes) for strokes in _strokes(gray, faint)]
-    scored = [(share, overlay) for share, overlay in candidates if overlay is not None]
+    scored = [candidate for candidate in candidates if candidate[1] is not None]
     if not scored:
         return None
-    share, overlay = min(scored, key=lambda pair: pair[0])
-    return overlay if share <= MAX_OUT_OF_RANGE else None
+    share, overlay, strokes = min(scored, key=lambda candidate: candidate[0])
+    if share > MAX_OUT_OF_RANGE:
+        return None
+    copies = _repeats(rgb, overlay)
+    if copies is not None and (copies & ~_grow(strokes, 2)).any():
+        share, repeated, _ = _overlay(rgb, faint, strokes | copies, known=overlay)
+        if repeated is not None and share <= MAX_OUT_OF_RANGE_REPEATED:
+            return repeated
+    return overlay
 
 
-def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray) -> tuple[float, Overlay | None]:
-    """(share of stroke pixels that undoing pushes out of range, the mark) for one
-    guess at the strokes; the fit runs twice, the second time on the strokes the
-    first one sees."""
+def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray):
+    """(share of stroke pixels that undoing pushes out of range, the mark, its
+    strokes) for one guess at the strokes; the fit runs twice, the second time on
+    the strokes the first one sees."""
     if strokes.sum() < 30:
-        return 1.0, None
+        return 1.0, None, strokes
     estimate = _fit(rgb, strokes)
     if estimate is None:
-        return 1.0, None
+        return 1.0, None, strokes
     opacity, colour, _ = estimate
-    # every pixel of the regions against a background that does not depend on the
-    # first guess: the photo with anything thinner than a stroke towards the mark's
-    # colour taken away (opening for bright marks, closing for dark ones)
-    width = 2 * int(cv2.distanceTransform(strokes.astype(np.uint8), cv2.DIST_L2, 3).max()) + 3
-    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
-    bright = float(colour.mean()) > float(np.median(rgb[strokes]))
-    underneath = cv2.morphologyEx(rgb, cv2.MORPH_OPEN if bright else cv2.MORPH_CLOSE, element)
-    alpha = _alpha(rgb, underneath, opacity, colour) * _grow(faint, 3)
-    strokes = _thin(alpha >= 0.5 * opacity)
-    estimate = _fit(rgb, strokes) if strokes.sum() >= 30 else None
-    if estimate is None:
-        return 1.0, None
-    opacity, colour, background = estimate
+    alpha = _evidence(rgb, opacity, colour, _stroke_width(strokes)) * _grow(faint, 3)
+    return _overlay(rgb, faint, _thin(alpha >= 0.5 * opacity))
+
+
+def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Overlay | None = None):
+    """(share out of range, the mark fitted to ``strokes``, the strokes); with
+    ``known``, its opacity and colour are kept and only the alpha is fitted."""
+    if strokes.sum() < 30:
+        return 1.0, None, strokes
+    if known is not None:
+        opacity, colour, background = known.opacity, known.colour, _background(rgb, strokes)
+    elif (estimate := _fit(rgb, strokes)) is not None:
+        opacity, colour, background = estimate
+    else:
+        return 1.0, None, strokes
     alpha = _alpha(rgb, background, opacity, colour) * _grow(strokes, 2)
     alpha[_shrink(strokes, 1)] = opacity
     alpha[_grow(_unexplained(faint, alpha >= VISIBLE_ALPHA), 3)] = 0.0
     overlay = Overlay(alpha.astype(np.float32), colour.astype(np.float32), opacity)
     _, unreliable = overlay.undo(rgb)
-    return float(unreliable[strokes].mean()), overlay if overlay.covers.any() else None
+    return float(unreliable[strokes].mean()), overlay if overlay.covers.any() else None, strokes
+
+
+def _stroke_width(strokes: np.ndarray) -> int:
+    """An odd width a little over the widest stroke."""
+    return 2 * int(cv2.distanceTransform(strokes.astype(np.uint8), cv2.DIST_L2, 3).max()) + 3
+
+
+def _evidence(rgb: np.ndarray, opacity: float, colour: np.ndarray, width: int) -> np.ndarray:
+    """Per pixel, how far the mark would have moved it, judged against a background
+    that needs no strokes yet: the photo with anything thinner than ``width``
+    towards the mark's colour taken away (opening for bright marks, closing for dark)."""
+    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
+    bright = float(colour.mean()) >= 0.5
+    underneath = cv2.morphologyEx(rgb, cv2.MORPH_OPEN if bright else cv2.MORPH_CLOSE, element)
+    return _alpha(rgb, underneath, opacity, colour)
+
+
+def _repeats(rgb: np.ndarray, overlay: Overlay) -> np.ndarray | None:
+    """bool H x W: the strokes of every copy of the mark, or None when the mark has
+    no copy to learn from. Its most complete copy is matched against the evidence
+    map of the whole photo (copies cut by the border included); the copies found
+    are then averaged into a cleaner template (the photo under each differs, the
+    mark does not) and matched once more."""
+    covers = overlay.covers
+    template_box = _most_complete_copy(covers)
+    if template_box is None:
+        return None
+    x, y, w, h = template_box
+    evidence = _evidence(rgb, overlay.opacity, overlay.colour, _stroke_width(covers))
+    shape = covers[y:y + h, x:x + w]
+    corners = _copies(evidence, shape, evidence[y:y + h, x:x + w] * shape, overlay.opacity)
+    if len(corners) < MIN_COPIES:  # a single mark (its own match and a chance one or two)
+        return None
+    inside = [(cx, cy) for cx, cy in corners if 0 <= cx and 0 <= cy and cx + w <= rgb.shape[1]
+              and cy + h <= rgb.shape[0]]
+    if len(inside) >= 3:
+        mean = np.mean([evidence[cy:cy + h, cx:cx + w] for cx, cy in inside], axis=0)
+        shape = shape | (mean >= COPY_EVIDENCE * overlay.opacity)
+        corners = _copies(evidence, shape, mean * shape, overlay.opacity)
+    copies = np.zeros(covers.shape, bool)
+    for cx, cy in corners:
+        _paste(copies, shape, cx, cy)
+    return _grow(copies, 1)
+
+
+def _copies(evidence: np.ndarray, shape: np.ndarray, template: np.ndarray, opacity: float) -> list[tuple[int, int]]:
+    """Top-left corners (may lie outside the image) where ``template`` matches the
+    evidence map and the copy's strokes show the mark's opacity."""
+    if template.std() == 0:
+        return []
+    h, w = shape.shape
+    padded = np.pad(evidence, ((h, h), (w, w))).astype(np.float32)
+    score = cv2.matchTemplate(padded, template.astype(np.float32), cv2.TM_CCOEFF_NORMED)
+    corners = []
+    for left, top in _peaks(score, (w, h), REPEAT_SCORE):
+        placed = np.zeros(evidence.shape, bool)
+        _paste(placed, shape, left - w, top - h)
+        # a copy shows the mark's own opacity along its strokes; a chance match does not
+        if placed.any() and np.median(evidence[placed]) >= COPY_EVIDENCE * opacity:
+            corners.append((left - w, top - h))
+    return corners
+
+
+def _paste(canvas: np.ndarray, shape: np.ndarray, x0: int, y0: int) -> None:
+    """``canvas |= shape`` placed with its corner at (x0, y0), clipped to the canvas."""
+    h, w = shape.shape
+    height, width = canvas.shape
+    ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(width, x0 + w), min(height, y0 + h)
+    if ix1 > ix0 and iy1 > iy0:
+        canvas[iy0:iy1, ix0:ix1] |= shape[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+
+
+def _most_complete_copy(covers: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) of the mark's largest piece away from the border (its letters
+    joined), a few pixels of margin included."""
+    joined = cv2.dilate(covers.astype(np.uint8), np.ones((9, 9), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    height, width = covers.shape
+    best, best_area = None, 0
+    for label in range(1, count):
+        x, y, w, h, _ = stats[label]
+        if x <= 2 or y <= 2 or x + w >= width - 2 or y + h >= height - 2:
+            continue
+        area = int(covers[labels == label].sum())
+        if area > best_area:
+            best, best_area = (int(x), int(y), int(w), int(h)), area
+    return best
+
+
+def _peaks(score: np.ndarray, size: tuple[int, int], threshold: float) -> list[tuple[int, int]]:
+    """(x, y) of the local maxima of ``score`` above ``threshold``, at least half a
+    template apart."""
+    w, h = size
+    score = score.copy()
+    found = []
+    while True:
+        y, x = np.unravel_index(int(np.argmax(score)), score.shape)
+        if score[y, x] < threshold:
+            return found
+        found.append((int(x), int(y)))
+        score[max(0, y - h // 2):y + h // 2 + 1, max(0, x - w // 2):x + w // 2 + 1] = -1.0
 
 
 def _thin(strokes: np.ndarray) -> np.ndarray:
@@ -161,16 +277,20 @@ def _strokes(gray: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return bright_strokes, dark_strokes
 
 
+def _background(rgb: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """The photo under the strokes, carried in from around them (Telea)."""
+    around = _grow(strokes, 2).astype(np.uint8)
+    return cv2.inpaint(quantize(rgb), around, 5, cv2.INPAINT_TELEA).astype(np.float32) / 255
+
+
 def _fit(rgb: np.ndarray, strokes: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
     """(opacity, colour, background estimate) from the stroke interiors, or None
     when the opacity is implausible."""
-    around = _grow(strokes, 2)
-    background = cv2.inpaint(quantize(rgb), around.astype(np.uint8), 5, cv2.INPAINT_TELEA).astype(np.float32) / 255
+    background = _background(rgb, strokes)
     interior = _shrink(strokes, 1)
     if interior.sum() < 20:
         interior = strokes
-    change, under = (rgb - background)[interior], background[interior]
-    opacity, grey = _vote(change, under)
+    opacity, grey = _vote((rgb - background)[interior], background[interior])
     if not OPACITY_RANGE[0] <= opacity <= OPACITY_RANGE[1]:
         return None
     return opacity, np.full(3, grey, np.float32), background

@@ -18,6 +18,8 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..imaging import quantize
 
+CLICK_REACH = 0.08  # around a click given alone, this share of the short side is "probably the object"
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -44,9 +46,15 @@ def _scaled(selection: Selection, scale: float) -> Selection:
 def _seed(shape: tuple[int, int], selection: Selection) -> np.ndarray:
     height, width = shape
     if selection.box is None and not selection.lasso:
+        # clicks alone: around each positive click "probably the object", so GrabCut
+        # learns its colours from more than a dot; the border certainly not
         seed = np.full(shape, cv2.GC_PR_BGD, np.uint8)
         seed[[0, -1], :] = cv2.GC_BGD
         seed[:, [0, -1]] = cv2.GC_BGD
+        reach = max(4, round(CLICK_REACH * min(shape)))
+        for x, y, positive in selection.points:
+            if positive:
+                cv2.circle(seed, (round(x), round(y)), reach, int(cv2.GC_PR_FGD), -1)
     else:
         seed = np.full(shape, cv2.GC_BGD, np.uint8)
         if selection.box is not None:
@@ -82,16 +90,17 @@ def select(rgb: np.ndarray, selection: Selection, *, iterations: int = 5, work_s
 
 
 def _keep_selected(found: np.ndarray, selection: Selection) -> np.ndarray:
-    """Only the parts connected to what was pointed at: the positive clicks, else the
-    largest part (stray specks of similar colour elsewhere in the box are dropped)."""
+    """Only the parts connected to what was pointed at: those under positive clicks
+    and, for a box or lasso, its largest part (stray specks of similar colour
+    elsewhere in the box are dropped; a click on a missed piece adds that piece)."""
     count, labels = cv2.connectedComponents(found.astype(np.uint8), connectivity=8)
     if count <= 2:
         return found
     height, width = found.shape
-    clicked = {labels[min(height - 1, max(0, round(y))), min(width - 1, max(0, round(x)))]
-               for x, y, positive in selection.points if positive} - {0}
-    if not clicked:
+    kept = {labels[min(height - 1, max(0, round(y))), min(width - 1, max(0, round(x)))]
+            for x, y, positive in selection.points if positive} - {0}
+    if selection.box is not None or selection.lasso or not kept:
         sizes = np.bincount(labels.ravel())
         sizes[0] = 0
-        clicked = {int(sizes.argmax())}
-    return np.isin(labels, list(clicked))
+        kept.add(int(sizes.argmax()))
+    return np.isin(labels, list(kept))
