@@ -34,6 +34,7 @@ OPACITY_RANGE = (0.08, 0.8)  # outside it a "mark" is either invisible or nearly
 MAX_OUT_OF_RANGE = 0.12  # share of stroke pixels that undoing may push outside [0, 1] before it is refused
 MIN_COVERED = 0.12  # share of a faint region the mark's strokes must cover to account for its text
 VISIBLE_ALPHA = 0.06
+MAX_LEFT_VISIBLE = 0.5  # undone strokes may keep at most this share of their contrast with the photo
 COPY_EVIDENCE = 0.5  # median opacity along a copy's strokes, as a share of the mark's, for it to count
 MAX_OUT_OF_RANGE_REPEATED = 0.3  # with opacity and colour known, out-of-range pixels are just left to the fill
 REPEAT_SCORE = 0.35
@@ -119,11 +120,26 @@ def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Ove
     else:
         return 1.0, None, strokes
     alpha = _alpha(rgb, background, opacity, colour) * _grow(strokes, 2)
-    alpha[_shrink(strokes, 1)] = opacity
+    if known is None:  # strokes seen in this photo: their insides are the mark's own opacity
+        alpha[_shrink(strokes, 1)] = opacity
     alpha[_grow(_unexplained(faint, alpha >= VISIBLE_ALPHA), 3)] = 0.0
     overlay = Overlay(alpha.astype(np.float32), colour.astype(np.float32), opacity)
-    _, unreliable = overlay.undo(rgb)
+    recovered, unreliable = overlay.undo(rgb)
+    if known is None and _still_visible(rgb, recovered, background, strokes):
+        return 1.0, None, strokes
     return float(unreliable[strokes].mean()), overlay if overlay.covers.any() else None, strokes
+
+
+def _still_visible(rgb: np.ndarray, recovered: np.ndarray, background: np.ndarray, strokes: np.ndarray) -> bool:
+    """Whether the strokes still stand out from the photo around them once undone: the
+    sign of opaque text (a credit, a caption) taken for a faint mark, which undoing at
+    a low opacity only dims."""
+    inside = _shrink(strokes, 1)
+    if inside.sum() < 20:
+        inside = strokes
+    before = np.median(np.abs(rgb - background).max(axis=2)[inside])
+    after = np.median(np.abs(recovered - background).max(axis=2)[inside])
+    return after > MAX_LEFT_VISIBLE * before
 
 
 def _stroke_width(strokes: np.ndarray) -> int:
