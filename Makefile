@@ -34,7 +34,16 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 /usr/bin/chromium:
 	$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver
 
-test: $(VENV)/.installed-dev /usr/bin/chromium
+# axe-core (the accessibility checker the editor's browser test runs), from npm at
+# build time into the static folder; never loaded from a CDN.
+AXE := src/clearfill/server/static/vendor/axe.min.js
+AXE_VERSION := 4.14.1
+$(AXE):
+	command -v npm >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q npm)
+	npm install --silent --no-audit --no-fund --prefix build/axe axe-core@$(AXE_VERSION)
+	mkdir -p $(dir $@) && cp build/axe/node_modules/axe-core/axe.min.js $@
+
+test: $(VENV)/.installed-dev /usr/bin/chromium $(AXE)
 	$(BIN)/python -m pytest
 
 clean:

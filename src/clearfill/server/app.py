@@ -309,6 +309,7 @@ def create_app(settings: ServerSettings = ServerSettings()):
     async def list_presets():
         """The presets a request may pick (what each runs here), and the settings it may change."""
         return {"default": settings.preset,
+                "limits": {"max_pixels": settings.max_pixels, "max_upload_mb": settings.max_upload_mb},
                 "presets": {name: {"runs": runs(config, settings.device), "config": config.to_dict()}
                             for name, config in presets.items()},
                 "options": requests.describe(), "request_fields": list(requests.TOP_LEVEL)}
@@ -360,9 +361,10 @@ def create_app(settings: ServerSettings = ServerSettings()):
 
     @app.post("/v1/jobs", status_code=202)
     async def start_job(request: Request, image: UploadFile = File(...), mask: UploadFile | None = File(None),
-                        options: str | None = Form(None)):
-        """The same removal as a job: follow ``events`` (server-sent events), fetch ``result``."""
-        upload = await read_upload(request, image, mask, options)
+                        options: str | None = Form(None), stages: bool = Query(False)):
+        """The same removal as a job: follow ``events`` (server-sent events), fetch ``result``
+        (``?stages=1``: the result is the JSON that /v1/remove?stages=1 answers)."""
+        upload = await read_upload(request, image, mask, options, stages)
         device.admit()
         job = jobs.new()
         await job.add({"type": "queued", "waiting": device.admitted - 1})

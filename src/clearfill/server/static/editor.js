@@ -1,4 +1,5 @@
-// clearfill editor: paint a mask over an image, send both to /v1/remove, compare.
+// clearfill editor: mark what should go (brush, select, find text), remove it through the
+// server's job API with live progress, build on each result, compare with the original.
 // Plain JS, no dependencies, works offline. Coordinates on the canvases are image pixels.
 "use strict";
 
@@ -7,91 +8,275 @@ const apiToken = new URLSearchParams(location.hash.slice(1)).get("token");
 const apiHeaders = apiToken ? { Authorization: `Bearer ${apiToken}` } : {};
 
 const $ = (id) => document.getElementById(id);
-const imageCanvas = $("image"), maskCanvas = $("mask"), stage = $("stage"), viewport = $("viewport");
-const imageCtx = imageCanvas.getContext("2d"), maskCtx = maskCanvas.getContext("2d", { willReadFrequently: true });
+const viewport = $("viewport"), stage = $("stage");
+const pictureCanvas = $("picture"), beforeCanvas = $("before"), maskCanvas = $("mask"), lassoCanvas = $("lasso");
+const pictureCtx = pictureCanvas.getContext("2d"), beforeCtx = beforeCanvas.getContext("2d");
+const maskCtx = maskCanvas.getContext("2d", { willReadFrequently: true }), lassoCtx = lassoCanvas.getContext("2d");
 const MASK_COLOUR = "rgb(255, 40, 40)";
-const state = {
-  source: null,        // Blob of the image being edited (the original, then each result)
-  fileName: "image.png",
-  tool: "brush", size: 40,
-  zoom: 1, panX: 0, panY: 0,
-  undo: [], redo: [], painting: false, panning: null, last: null,
-  resultUrl: null,
+const STAGES = ["unblend", "mask", "remove", "crop", "resize", "refine", "stitch"];
+const STAGE_WORDS = {
+  unblend: "Undoing a semi-transparent mark", mask: "Preparing the mask", remove: "Removing",
+  crop: "Cropping around the hole", resize: "Upscaling the crop", refine: "Refining", stitch: "Stitching back",
 };
 
-function setStatus(text, busy = false) { $("status").textContent = text; $("status").classList.toggle("busy", busy); }
+// The page is in one of four modes, derived from the state in refresh():
+//   empty (no image) -> image (nothing marked) <-> painting (something marked) -> working (a job runs)
+const state = {
+  generation: 0,         // bumped by every open: answers for an older image are dropped
+  versions: [],          // [{blob, bitmap, label, url, stages, pictures}], the original first
+  current: 0,            // the version shown and edited
+  undo: [], redo: [],    // {kind: "mask", mask} | {kind: "version", from, to, mask}
+  hasMask: false,
+  tool: "brush", sizePercent: 3,
+  zoom: 1, panX: 0, panY: 0, fitted: true,
+  fileName: "image.png",
+  job: null,             // {what, id, controller} while the server works for us
+  limits: { max_pixels: Infinity, max_upload_mb: Infinity },
+  pointer: null,         // last pointer position over the viewport (client coordinates)
+  spaceHeld: false, painting: false, panning: null, last: null, selecting: null,
+  split: false, splitAt: 50, comparing: false,
+};
 
-// ---------------------------------------------------------------- loading
-async function openImage(blob, name) {
-  const bitmap = await createImageBitmap(blob);
-  state.source = blob; state.fileName = name || state.fileName;
-  for (const c of [imageCanvas, maskCanvas]) { c.width = bitmap.width; c.height = bitmap.height; }
-  imageCtx.drawImage(bitmap, 0, 0);
-  maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height);
-  state.undo = []; state.redo = [];
-  $("result").classList.add("hidden"); $("compare-label").classList.add("hidden");
-  maskCanvas.style.opacity = "";
-  $("drop-hint").classList.add("hidden");
-  $("remove").disabled = false;
-  fit();
+// ---------------------------------------------------------------- status and modes
+function say(text, error = false) { $("status").textContent = text; $("status").classList.toggle("error", error); }
+
+function refresh() {
+  const hasImage = state.versions.length > 0, working = state.job !== null, idle = hasImage && !working;
+  const mode = !hasImage ? "empty" : working ? "working" : state.hasMask ? "painting" : "image";
+  document.body.dataset.mode = mode;
+  document.body.dataset.tool = state.tool;
+  const enable = (id, on) => { $(id).disabled = !on; };
+  for (const id of ["brush", "eraser", "select", "find-text", "size", "mask-upload"]) enable(id, idle);
+  enable("clear", idle && state.hasMask);
+  enable("undo", idle && state.undo.length > 0);
+  enable("redo", idle && state.redo.length > 0);
+  enable("remove", idle && state.hasMask);
+  enable("download", idle && state.current > 0);
+  for (const id of ["zoom-in", "zoom-out", "zoom-fit"]) enable(id, hasImage);
+  enable("compare", hasImage && state.current > 0);
+  enable("split", hasImage && state.current > 0);
+  if (state.split && !(hasImage && state.current > 0)) setSplit(false);
+  for (const button of $("history").querySelectorAll("button")) button.disabled = working;
+  for (const tool of ["brush", "eraser", "select"]) $(tool).setAttribute("aria-pressed", String(state.tool === tool));
+  $("progress").hidden = !working;
+  updateCursor();
 }
 
-async function loadMask(blob) {
-  const bitmap = await createImageBitmap(blob);
-  const scratch = new OffscreenCanvas(maskCanvas.width, maskCanvas.height).getContext("2d");
-  scratch.drawImage(bitmap, 0, 0, maskCanvas.width, maskCanvas.height);
-  const pixels = scratch.getImageData(0, 0, maskCanvas.width, maskCanvas.height);
-  snapshot();
-  const out = maskCtx.createImageData(pixels.width, pixels.height);
-  for (let i = 0; i < pixels.data.length; i += 4) {
-    const on = Math.max(pixels.data[i], pixels.data[i + 1], pixels.data[i + 2]) > 127 && pixels.data[i + 3] > 127;
-    out.data.set(on ? [255, 40, 40, 255] : [0, 0, 0, 0], i);
+// ---------------------------------------------------------------- talking to the server
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...apiHeaders, ...(options.headers || {}) } });
+  if (!response.ok) {
+    let message = response.statusText;
+    try { message = (await response.json()).error || message; } catch { /* not JSON */ }
+    throw new Error(message);
   }
-  maskCtx.putImageData(out, 0, 0);
+  return response;
 }
 
-// ---------------------------------------------------------------- view: zoom and pan
-function applyView() { stage.style.transform = `translate(${state.panX}px, ${state.panY}px) scale(${state.zoom})`; }
+// Server-sent events through fetch (EventSource cannot send the token header).
+async function readEvents(path, signal, onEvent) {
+  const reader = (await api(path, { signal })).body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const data = buffer.slice(0, end).split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5)).join("\n");
+      buffer = buffer.slice(end + 2);
+      if (data && onEvent(JSON.parse(data)) === false) { reader.cancel(); return; }
+    }
+  }
+}
+
+async function loadLimits() {
+  try {
+    const limits = (await (await api("/v1/presets")).json()).limits;
+    if (limits) state.limits = limits;
+  } catch { /* an older server: no limits known until it answers a removal */ }
+}
+
+// ---------------------------------------------------------------- opening an image
+function sizeProblem(width, height, bytes) {
+  const megapixels = (n) => (n / 1e6).toFixed(1);
+  if (width * height > state.limits.max_pixels) {
+    return `This photo is ${megapixels(width * height)} megapixels; this server takes up to ` +
+      `${megapixels(state.limits.max_pixels)}. Make it smaller first, or ask whoever runs the server to raise the limit.`;
+  }
+  if (bytes > state.limits.max_upload_mb * 1e6) {
+    return `This file is ${(bytes / 1e6).toFixed(1)} MB; this server takes files up to ${state.limits.max_upload_mb} MB.`;
+  }
+  return null;
+}
+
+async function openFile(file) {
+  if (!file) return;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    say(`"${file.name}" is not an image this browser can open (try PNG, JPEG or WebP). Nothing changed.`, true);
+    return;
+  }
+  const problem = sizeProblem(bitmap.width, bitmap.height, file.size);
+  if (problem) { bitmap.close(); say(problem, true); return; }
+  cancelJob();
+  state.generation += 1;
+  for (const version of state.versions) URL.revokeObjectURL(version.url);
+  state.versions = [{ blob: file, bitmap, label: "Original", url: URL.createObjectURL(file) }];
+  state.current = 0; state.undo = []; state.redo = [];
+  state.fileName = file.name || "image.png";
+  for (const canvas of [pictureCanvas, beforeCanvas, maskCanvas, lassoCanvas]) {
+    canvas.width = bitmap.width; canvas.height = bitmap.height;
+  }
+  maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height);
+  state.hasMask = false;
+  beforeCtx.drawImage(bitmap, 0, 0);
+  setSplit(false);
+  showVersion();
+  renderHistory();
+  renderStages(null);
+  fit();
+  setSize(state.sizePercent);
+  say(`Opened ${state.fileName} (${bitmap.width} x ${bitmap.height}). Paint over what should go, then press Remove.`);
+  refresh();
+}
+
+function showVersion() {
+  const { bitmap } = state.versions[state.current];
+  pictureCtx.clearRect(0, 0, pictureCanvas.width, pictureCanvas.height);
+  pictureCtx.drawImage(bitmap, 0, 0, pictureCanvas.width, pictureCanvas.height);
+}
+
+// ---------------------------------------------------------------- view: zoom, pan, fit
+function applyView() {
+  stage.style.transform = `translate(${state.panX}px, ${state.panY}px) scale(${state.zoom})`;
+  placeDivider();
+  updateCursor();
+}
 function fit() {
+  if (!state.versions.length) return;
   const box = viewport.getBoundingClientRect();
-  state.zoom = Math.min(box.width / imageCanvas.width, box.height / imageCanvas.height, 1) || 1;
-  state.panX = (box.width - imageCanvas.width * state.zoom) / 2;
-  state.panY = (box.height - imageCanvas.height * state.zoom) / 2;
+  state.zoom = Math.min(box.width / pictureCanvas.width, box.height / pictureCanvas.height, 1) || 1;
+  state.panX = (box.width - pictureCanvas.width * state.zoom) / 2;
+  state.panY = (box.height - pictureCanvas.height * state.zoom) / 2;
+  state.fitted = true;
   applyView();
 }
 function zoomAt(factor, cx, cy) {
+  if (!state.versions.length) return;
   const box = viewport.getBoundingClientRect();
-  const x = (cx ?? box.width / 2), y = (cy ?? box.height / 2);
-  const next = Math.min(32, Math.max(0.05, state.zoom * factor));
+  const x = cx ?? box.width / 2, y = cy ?? box.height / 2;
+  const next = Math.min(32, Math.max(0.02, state.zoom * factor));
   state.panX = x - (x - state.panX) * next / state.zoom;
   state.panY = y - (y - state.panY) * next / state.zoom;
-  state.zoom = next; applyView();
+  state.zoom = next; state.fitted = false;
+  applyView();
 }
+function panBy(dx, dy) { state.panX += dx; state.panY += dy; state.fitted = false; applyView(); }
+new ResizeObserver(() => { if (state.fitted) fit(); else applyView(); }).observe(viewport);
+
 function toImage(event) {
   const box = maskCanvas.getBoundingClientRect();
   return { x: (event.clientX - box.left) * maskCanvas.width / box.width,
            y: (event.clientY - box.top) * maskCanvas.height / box.height };
 }
 
-// ---------------------------------------------------------------- painting and history
-function snapshot() {
-  state.undo.push(maskCtx.getImageData(0, 0, maskCanvas.width, maskCanvas.height));
-  if (state.undo.length > 50) state.undo.shift();
-  state.redo = [];
+// ---------------------------------------------------------------- brush size and cursor
+function brushPixels() { return Math.max(1, state.sizePercent / 100 * Math.min(maskCanvas.width, maskCanvas.height)); }
+function setSize(percent) {
+  state.sizePercent = Math.round(Math.max(0.2, Math.min(25, percent)) * 10) / 10;
+  $("size").value = state.sizePercent;
+  const image = Math.round(brushPixels()), screen = Math.round(brushPixels() * state.zoom);
+  $("size-value").textContent = state.versions.length ? `${state.sizePercent}% · ${image} px` : `${state.sizePercent}%`;
+  $("size-value").title = `${state.sizePercent}% of the image's short side: ${image} image pixels, ${screen} on screen`;
+  $("size").setAttribute("aria-valuetext", $("size-value").title);
+  updateCursor();
 }
-function undo() { if (state.undo.length) { state.redo.push(current()); maskCtx.putImageData(state.undo.pop(), 0, 0); } }
-function redo() { if (state.redo.length) { state.undo.push(current()); maskCtx.putImageData(state.redo.pop(), 0, 0); } }
-function current() { return maskCtx.getImageData(0, 0, maskCanvas.width, maskCanvas.height); }
+function updateCursor() {
+  const cursor = $("cursor"), pointer = state.pointer;
+  const show = pointer && pointer.overCanvas && state.versions.length && !state.job && !state.spaceHeld &&
+    (state.tool === "brush" || state.tool === "eraser");
+  cursor.hidden = !show;
+  if (!show) return;
+  const diameter = brushPixels() * state.zoom, box = viewport.getBoundingClientRect();
+  cursor.style.width = cursor.style.height = `${diameter}px`;
+  cursor.style.transform = `translate(${pointer.x - box.left - diameter / 2}px, ${pointer.y - box.top - diameter / 2}px)`;
+}
+
+// ---------------------------------------------------------------- the mask and its history
+function currentMask() { return maskCtx.getImageData(0, 0, maskCanvas.width, maskCanvas.height); }
+function maskIsEmpty() { const data = currentMask().data; for (let i = 3; i < data.length; i += 4) if (data[i]) return false; return true; }
+function maskChanged() { state.hasMask = !maskIsEmpty(); refresh(); }
+function putMask(pixels) { maskCtx.putImageData(pixels, 0, 0); maskChanged(); }
+function clearMask() { maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height); maskChanged(); }
+function remember(entry) { state.undo.push(entry); if (state.undo.length > 60) state.undo.shift(); state.redo = []; }
+function rememberMask() { remember({ kind: "mask", mask: currentMask() }); }
+
+function undo() {
+  if (state.job || !state.undo.length) return;
+  const entry = state.undo.pop();
+  if (entry.kind === "mask") {
+    state.redo.push({ kind: "mask", mask: currentMask() });
+  } else {
+    state.redo.push({ kind: "version", from: entry.from, to: entry.to, mask: currentMask() });
+    state.current = entry.from; showVersion(); renderHistory();
+  }
+  putMask(entry.mask);
+  say(entry.kind === "version" ? `Back to ${state.versions[state.current].label}.` : "Undone.");
+}
+function redo() {
+  if (state.job || !state.redo.length) return;
+  const entry = state.redo.pop();
+  if (entry.kind === "mask") {
+    state.undo.push({ kind: "mask", mask: currentMask() });
+  } else {
+    state.undo.push({ kind: "version", from: entry.from, to: entry.to, mask: currentMask() });
+    state.current = entry.to; showVersion(); renderHistory();
+  }
+  putMask(entry.mask);
+  say(entry.kind === "version" ? `Forward to ${state.versions[state.current].label}.` : "Redone.");
+}
+function goToVersion(index) {
+  if (state.job || index === state.current) return;
+  remember({ kind: "version", from: state.current, to: index, mask: currentMask() });
+  state.current = index; showVersion(); renderHistory(); clearMask();
+  say(`Showing ${state.versions[index].label}; new marks build on it.`);
+}
+
 function stroke(from, to, pressure) {
   maskCtx.globalCompositeOperation = state.tool === "eraser" ? "destination-out" : "source-over";
-  maskCtx.strokeStyle = MASK_COLOUR; maskCtx.fillStyle = MASK_COLOUR;
-  maskCtx.lineWidth = state.size * (pressure || 1); maskCtx.lineCap = "round"; maskCtx.lineJoin = "round";
+  maskCtx.strokeStyle = MASK_COLOUR;
+  maskCtx.lineWidth = brushPixels() * (pressure || 1); maskCtx.lineCap = "round"; maskCtx.lineJoin = "round";
   maskCtx.beginPath(); maskCtx.moveTo(from.x, from.y); maskCtx.lineTo(to.x, to.y); maskCtx.stroke();
 }
-function maskIsEmpty() { return !current().data.some((v, i) => i % 4 === 3 && v > 0); }
 
-// One finger paints; a second finger turns the gesture into pinch-zoom and pan
-// (the stroke the first finger had begun is taken back).
+// A found mask (white = remove) is added to what is already marked.
+async function addMask(blob) {
+  const bitmap = await createImageBitmap(blob);
+  const scratch = new OffscreenCanvas(maskCanvas.width, maskCanvas.height).getContext("2d");
+  scratch.drawImage(bitmap, 0, 0, maskCanvas.width, maskCanvas.height);
+  const found = scratch.getImageData(0, 0, maskCanvas.width, maskCanvas.height).data;
+  rememberMask();
+  const pixels = currentMask();
+  let marked = 0;
+  for (let i = 0; i < found.length; i += 4) {
+    if (Math.max(found[i], found[i + 1], found[i + 2]) > 127 && found[i + 3] > 127) { pixels.data.set([255, 40, 40, 255], i); marked++; }
+  }
+  putMask(pixels);
+  return marked / (found.length / 4);
+}
+
+function maskBlob() {
+  const out = new OffscreenCanvas(maskCanvas.width, maskCanvas.height), ctx = out.getContext("2d");
+  const alpha = currentMask().data, pixels = ctx.createImageData(out.width, out.height);
+  for (let i = 0; i < alpha.length; i += 4) pixels.data.set(alpha[i + 3] ? [255, 255, 255, 255] : [0, 0, 0, 255], i);
+  ctx.putImageData(pixels, 0, 0);
+  return out.convertToBlob({ type: "image/png" });
+}
+
+// ---------------------------------------------------------------- pointer: paint, select, pan, pinch
 const touches = new Map();  // pointerId -> latest client position, touch pointers only
 let pinch = null;           // distance and midpoint of the two fingers at the previous move
 function twoFingers() {
@@ -102,7 +287,8 @@ function touchDown(event) {
   if (event.pointerType !== "touch") return false;
   touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
   if (touches.size < 2) return false;
-  if (state.painting) { state.painting = false; maskCtx.putImageData(state.undo.pop(), 0, 0); }
+  if (state.painting) { state.painting = false; putMask(state.undo.pop().mask); }  // the first finger's stroke is taken back
+  if (state.selecting) { state.selecting = null; clearLasso(); }
   pinch = twoFingers();
   return true;
 }
@@ -112,136 +298,358 @@ function touchMove(event) {
   if (!pinch) return false;
   if (touches.size === 2) {
     const now = twoFingers(), box = viewport.getBoundingClientRect();
-    state.panX += now.x - pinch.x; state.panY += now.y - pinch.y;
+    panBy(now.x - pinch.x, now.y - pinch.y);
     zoomAt(now.distance / pinch.distance, now.x - box.left, now.y - box.top);
     pinch = now;
   }
   return true;  // while a pinch lasts, no finger paints
 }
-function touchUp(event) {
-  touches.delete(event.pointerId);
-  if (touches.size === 0) pinch = null;
-}
+function touchUp(event) { touches.delete(event.pointerId); if (touches.size === 0) pinch = null; }
 
 maskCanvas.addEventListener("pointerdown", (event) => {
-  if (!state.source) return;
+  if (!state.versions.length || state.job) return;
   maskCanvas.setPointerCapture(event.pointerId);
+  maskCanvas.focus({ preventScroll: true });
   if (touchDown(event)) return;
   if (event.button === 1 || event.button === 2 || state.spaceHeld) {
     state.panning = { x: event.clientX - state.panX, y: event.clientY - state.panY }; return;
   }
-  snapshot(); state.painting = true; state.last = toImage(event);
-  stroke(state.last, state.last, event.pointerType === "pen" ? event.pressure * 2 : 1);
+  const point = toImage(event);
+  if (state.tool === "select") { state.selecting = { points: [point], negative: event.altKey }; drawLasso(); return; }
+  rememberMask(); state.painting = true; state.last = point;
+  stroke(point, point, event.pointerType === "pen" ? event.pressure * 2 : 1);
 });
+viewport.addEventListener("pointermove", (event) => {
+  state.pointer = { x: event.clientX, y: event.clientY, overCanvas: event.target === maskCanvas };
+  updateCursor();
+});
+viewport.addEventListener("pointerleave", () => { state.pointer = null; updateCursor(); });
 maskCanvas.addEventListener("pointermove", (event) => {
   if (touchMove(event)) return;
-  if (state.panning) { state.panX = event.clientX - state.panning.x; state.panY = event.clientY - state.panning.y; applyView(); return; }
+  if (state.panning) {
+    state.panX = event.clientX - state.panning.x; state.panY = event.clientY - state.panning.y;
+    state.fitted = false; applyView(); return;
+  }
+  if (state.selecting) { state.selecting.points.push(toImage(event)); drawLasso(); return; }
   if (!state.painting) return;
   const point = toImage(event);
   stroke(state.last, point, event.pointerType === "pen" ? event.pressure * 2 : 1);
   state.last = point;
 });
 for (const type of ["pointerup", "pointercancel"]) {
-  maskCanvas.addEventListener(type, (event) => { touchUp(event); state.painting = false; state.panning = null; });
+  maskCanvas.addEventListener(type, (event) => {
+    touchUp(event);
+    if (state.painting) { state.painting = false; maskChanged(); }
+    state.panning = null;
+    if (state.selecting && type === "pointerup") finishSelection();
+  });
 }
 maskCanvas.addEventListener("contextmenu", (event) => event.preventDefault());
 viewport.addEventListener("wheel", (event) => {
   event.preventDefault();
   const box = viewport.getBoundingClientRect();
   zoomAt(event.deltaY < 0 ? 1.15 : 1 / 1.15, event.clientX - box.left, event.clientY - box.top);
+  setSize(state.sizePercent);
 }, { passive: false });
 
-// ---------------------------------------------------------------- removal
-function maskBlob() {
-  const out = new OffscreenCanvas(maskCanvas.width, maskCanvas.height);
-  const ctx = out.getContext("2d");
-  ctx.fillStyle = "black"; ctx.fillRect(0, 0, out.width, out.height);
-  const alpha = current();
-  const pixels = ctx.getImageData(0, 0, out.width, out.height);
-  for (let i = 3; i < alpha.data.length; i += 4) if (alpha.data[i] > 0) pixels.data.fill(255, i - 3, i);
-  ctx.putImageData(pixels, 0, 0);
-  return out.convertToBlob({ type: "image/png" });
+function drawLasso() {
+  clearLasso();
+  const points = state.selecting.points;
+  lassoCtx.lineWidth = 2 / state.zoom; lassoCtx.setLineDash([6 / state.zoom, 4 / state.zoom]);
+  lassoCtx.strokeStyle = "#ffd43b";
+  lassoCtx.beginPath(); points.forEach((p, i) => (i ? lassoCtx.lineTo(p.x, p.y) : lassoCtx.moveTo(p.x, p.y)));
+  lassoCtx.stroke();
+}
+function clearLasso() { lassoCtx.clearRect(0, 0, lassoCanvas.width, lassoCanvas.height); }
+
+// A drag that encloses an area is a lasso, a straight-ish drag a box, a tap a click
+// (Alt-click: "not this").
+function finishSelection() {
+  const { points, negative } = state.selecting;
+  state.selecting = null;
+  const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
+  const x0 = Math.min(...xs), y0 = Math.min(...ys), w = Math.max(...xs) - x0, h = Math.max(...ys) - y0;
+  let area = 0;
+  points.forEach((p, i) => { const q = points[(i + 1) % points.length]; area += p.x * q.y - q.x * p.y; });
+  let select;
+  if (w < 4 && h < 4) select = { points: [[points[0].x, points[0].y, !negative]] };
+  else if (Math.abs(area) / 2 < 0.2 * w * h) select = { box: [Math.round(x0), Math.round(y0), Math.max(1, Math.round(w)), Math.max(1, Math.round(h))] };
+  else select = { lasso: points.filter((_, i) => i % Math.ceil(points.length / 200) === 0).map((p) => [p.x, p.y]) };
+  findMask({ select }, "Selecting the object…").finally(clearLasso);
 }
 
-async function removeObjects() {
-  if (maskIsEmpty()) { setStatus("Paint over what should go first."); return; }
-  $("remove").disabled = true; setStatus("Removing…", true);
+// ---------------------------------------------------------------- server work: find a mask, remove
+function startJob(what, text) {
+  const job = { what, id: null, controller: new AbortController(), generation: state.generation };
+  state.job = job;
+  showProgress(text, 0);
+  refresh();
+  return job;
+}
+function endJob(job) { if (state.job === job) { state.job = null; refresh(); } }
+function stale(job) { return job.generation !== state.generation || state.job !== job; }
+function cancelJob() {
+  const job = state.job;
+  if (!job) return;
+  if (job.id) api(`/v1/jobs/${job.id}`, { method: "DELETE" }).catch(() => {});
+  job.controller.abort();
+  state.job = null;
+  refresh();
+}
+function showProgress(text, percent) { $("progress-text").textContent = text; $("progress-bar").value = percent; }
+
+function imageForm(extra = {}) {
   const form = new FormData();
-  form.append("image", state.source, state.fileName);
-  form.append("mask", await maskBlob(), "mask.png");
+  const version = state.versions[state.current];
+  form.append("image", version.blob, state.fileName);
+  for (const [name, value] of Object.entries(extra)) form.append(name, value, name === "mask" ? "mask.png" : undefined);
+  return form;
+}
+
+async function findMask(options, text) {
+  if (!state.versions.length || state.job) return;
+  const job = startJob("mask", text);
   try {
-    const response = await fetch("/v1/remove?stages=1", { method: "POST", body: form, headers: apiHeaders });
-    const body = await response.json();
-    if (!response.ok) throw new Error(body.error || response.statusText);
-    showResult(body);
-    setStatus(`Done (seed ${body.seed}).`);
+    const form = imageForm();
+    form.append("options", JSON.stringify(options));
+    const response = await api("/v1/mask", { method: "POST", body: form, signal: job.controller.signal });
+    const blob = await response.blob();
+    if (stale(job)) return;
+    const share = await addMask(blob);
+    say(share > 0 ? `Marked ${(share * 100).toFixed(1)}% of the image; adjust it with the brush or eraser, then press Remove.`
+                  : "Nothing was found there.");
   } catch (error) {
-    setStatus(`Failed: ${error.message}`);
-  } finally {
-    $("remove").disabled = false;
+    if (!stale(job)) say(error.name === "AbortError" ? "Cancelled." : `Could not find a mask: ${error.message}`, true);
+  } finally { endJob(job); }
+}
+
+async function removeMarked() {
+  if (state.job || !state.hasMask) return;
+  const job = startJob("remove", "Sending the image…");
+  const maskBefore = currentMask(), from = state.current, started = performance.now();
+  const notes = {}, ran = {};
+  try {
+    const form = imageForm({ mask: await maskBlob() });
+    const created = await (await api("/v1/jobs?stages=1", { method: "POST", body: form, signal: job.controller.signal })).json();
+    job.id = created.id;
+    let last = null;
+    await readEvents(created.events, job.controller.signal, (event) => {
+      if (stale(job)) return false;
+      last = event;
+      followProgress(event, notes, ran, started);
+      return !["done", "error", "cancelled"].includes(event.type);
+    });
+    if (stale(job)) return;
+    if (!last || last.type === "cancelled") { say("Cancelled: nothing changed."); return; }
+    if (last.type === "error") throw new Error(last.error);
+    const body = await (await api(last.result, { signal: job.controller.signal })).json();
+    const blob = await (await fetch(body.output)).blob();
+    const bitmap = await createImageBitmap(blob);
+    if (stale(job)) return;
+    addVersion({ blob, bitmap, label: `Result ${state.versions.length}`, url: URL.createObjectURL(blob),
+                 stages: body.stages, pictures: body.pictures }, from, maskBefore);
+    say(describeResult(body.stages, (performance.now() - started) / 1000));
+  } catch (error) {
+    if (!stale(job)) say(error.name === "AbortError" ? "Cancelled: nothing changed." : `Removal failed: ${error.message}`, true);
+  } finally { endJob(job); }
+}
+
+function followProgress(event, notes, ran, started) {
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  if (event.type === "queued") {
+    showProgress(event.waiting ? `Waiting for ${event.waiting} earlier removal(s)…` : "Starting…", 0);
+  } else if (event.type === "stage") {
+    const index = Math.max(0, STAGES.indexOf(event.stage));
+    if (event.status === "end") { notes[event.stage] = event.note; ran[event.stage] = event.ran; }
+    const done = index + (event.status === "end" ? 1 : 0);
+    showProgress(`${STAGE_WORDS[event.stage] || event.stage}… (${seconds} s)`, 100 * done / STAGES.length);
+  } else if (event.type === "progress") {
+    const index = Math.max(0, STAGES.indexOf(event.stage));
+    const what = event.stage === "refine" ? "step" : "part";
+    showProgress(`${STAGE_WORDS[event.stage] || event.stage}: ${what} ${event.step} of ${event.total} (${seconds} s)`,
+                 100 * (index + event.step / Math.max(1, event.total)) / STAGES.length);
   }
 }
 
-function showResult(body) {
-  const result = $("result");
-  result.src = body.image;
-  result.width = imageCanvas.width; result.height = imageCanvas.height;
-  result.classList.remove("hidden"); $("compare-label").classList.remove("hidden");
-  maskCanvas.style.opacity = "0";  // show the result itself; "Keep editing" brings the mask back
-  setCompare($("compare").value);
-  state.resultUrl = body.output;
-  const link = $("download");
-  link.href = body.output; link.download = "clearfill-" + state.fileName; link.classList.remove("hidden");
-  const strip = $("strip"); strip.replaceChildren();
-  for (const [name, url] of Object.entries(body.pictures)) {
-    const figure = document.createElement("figure");
-    figure.innerHTML = `<img alt="${name}"><figcaption>${name}</figcaption>`;
-    figure.querySelector("img").src = url; strip.append(figure);
-  }
-  $("keep-editing")?.remove();
-  const keep = document.createElement("button");
-  keep.id = "keep-editing"; keep.textContent = "Keep editing the result";
-  keep.addEventListener("click", async () => openImage(await (await fetch(state.resultUrl)).blob(), state.fileName));
-  $("download").after(keep);
+function describeResult(stages, seconds) {
+  const byName = Object.fromEntries(stages.map((s) => [s.name, s]));
+  const parts = [`Done in ${seconds.toFixed(1)} s`];
+  if (byName.unblend?.ran) parts.push(byName.unblend.note);
+  if (byName.remove?.ran) parts.push(`removed with ${byName.remove.note}`);
+  if (byName.refine) parts.push(byName.refine.ran ? `refined: ${byName.refine.note}` : `refine skipped: ${byName.refine.note}`);
+  return parts.join("; ") + ".";
 }
 
-// the result shows to the right of the slider, the original to its left
-function setCompare(value) { $("result").style.clipPath = `inset(0 0 0 ${value}%)`; }
+function addVersion(version, from, maskBefore) {
+  state.versions.push(version);
+  const to = state.versions.length - 1;
+  remember({ kind: "version", from, to, mask: maskBefore });
+  state.current = to;
+  showVersion();
+  maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height);
+  maskChanged();
+  renderHistory();
+  renderStages(version);
+}
+
+// ---------------------------------------------------------------- results: history strip, stage pictures
+function renderHistory() {
+  const list = $("history");
+  list.replaceChildren(...(state.versions.length > 1 ? state.versions : []).map((version, index) => {
+    const item = document.createElement("li"), button = document.createElement("button");
+    button.type = "button";
+    button.setAttribute("aria-current", String(index === state.current));
+    button.title = index === state.current ? `${version.label} (shown)` : `Go back to ${version.label}`;
+    const thumb = document.createElement("img");
+    thumb.src = version.url; thumb.alt = "";
+    const caption = document.createElement("span"); caption.textContent = version.label;
+    button.append(thumb, caption);
+    button.addEventListener("click", () => goToVersion(index));
+    item.append(button);
+    return item;
+  }));
+}
+
+function renderStages(version) {
+  const panel = $("stages-panel"), list = $("stages");
+  panel.hidden = !version || !version.stages;
+  if (panel.hidden) { list.replaceChildren(); return; }
+  list.replaceChildren(...version.stages.filter((s) => s.ran || s.name !== "unblend").map((record) => {
+    const item = document.createElement("li");
+    const picture = version.pictures?.[record.name];
+    if (picture) {
+      const button = document.createElement("button"), img = document.createElement("img"), caption = document.createElement("span");
+      button.type = "button"; button.title = `${record.name}: ${record.note} (click to enlarge)`;
+      img.src = picture; img.alt = `${record.name} stage`;
+      caption.textContent = `${record.name} · ${record.seconds.toFixed(2)} s`;
+      button.append(img, caption);
+      button.addEventListener("click", () => {
+        $("viewer-image").src = picture; $("viewer-image").alt = `${record.name} stage`;
+        $("viewer-caption").textContent = `${record.name}: ${record.note}`;
+        $("viewer").showModal();
+      });
+      item.append(button);
+    } else {
+      item.className = "skipped"; item.textContent = `${record.name} skipped: ${record.note}`;
+    }
+    return item;
+  }));
+}
+
+// ---------------------------------------------------------------- comparing with the original
+function startCompare() {
+  if ($("compare").disabled || state.comparing) return;
+  state.comparing = true;
+  beforeCanvas.hidden = false; beforeCanvas.style.clipPath = "none";
+  $("holding").hidden = false; $("compare").setAttribute("aria-pressed", "true");
+}
+function endCompare() {
+  if (!state.comparing) return;
+  state.comparing = false;
+  $("holding").hidden = true; $("compare").removeAttribute("aria-pressed");
+  setSplit(state.split);
+}
+function setSplit(on) {
+  state.split = on;
+  $("split").setAttribute("aria-pressed", String(on));
+  $("divider").hidden = !on;
+  beforeCanvas.hidden = !on && !state.comparing;
+  placeDivider();
+}
+function placeDivider() {
+  if (!state.split || state.comparing) return;
+  beforeCanvas.style.clipPath = `inset(0 ${100 - state.splitAt}% 0 0)`;
+  const x = state.panX + state.splitAt / 100 * pictureCanvas.width * state.zoom;
+  $("divider").style.left = `${x}px`;
+  $("divider-handle").setAttribute("aria-valuenow", String(Math.round(state.splitAt)));
+}
+function moveDivider(clientX) {
+  const box = maskCanvas.getBoundingClientRect();
+  state.splitAt = Math.max(0, Math.min(100, 100 * (clientX - box.left) / box.width));
+  placeDivider();
+}
 
 // ---------------------------------------------------------------- controls
-function setTool(tool) { state.tool = tool; $("brush").classList.toggle("active", tool === "brush"); $("eraser").classList.toggle("active", tool === "eraser"); }
-function setSize(size) { state.size = Math.max(2, Math.min(300, size)); $("size").value = state.size; $("size-value").textContent = Math.round(state.size); }
-
-$("open").addEventListener("change", (e) => e.target.files[0] && openImage(e.target.files[0], e.target.files[0].name));
-$("mask-file").addEventListener("change", (e) => e.target.files[0] && loadMask(e.target.files[0]));
-$("brush").addEventListener("click", () => setTool("brush"));
-$("eraser").addEventListener("click", () => setTool("eraser"));
+$("open-button").addEventListener("click", () => $("open").click());
+$("open").addEventListener("change", (e) => { openFile(e.target.files[0]); e.target.value = ""; });
+$("mask-upload").addEventListener("click", () => $("mask-file").click());
+$("mask-file").addEventListener("change", async (e) => {
+  const file = e.target.files[0]; e.target.value = "";
+  if (!file) return;
+  try { await addMask(file); say("Mask loaded; press Remove."); } catch { say(`"${file.name}" is not an image; no mask loaded.`, true); }
+});
+$("download").addEventListener("click", () => {
+  const version = state.versions[state.current], link = document.createElement("a");
+  link.href = version.url; link.download = `clearfill-${state.fileName}`; link.click();
+});
+for (const tool of ["brush", "eraser", "select"]) $(tool).addEventListener("click", () => { state.tool = tool; refresh(); });
+$("find-text").addEventListener("click", () => findMask({ detect: "text" }, "Looking for text and watermarks…"));
 $("size").addEventListener("input", (e) => setSize(Number(e.target.value)));
+$("clear").addEventListener("click", () => { rememberMask(); clearMask(); });
 $("undo").addEventListener("click", undo);
 $("redo").addEventListener("click", redo);
-$("clear").addEventListener("click", () => { snapshot(); maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height); });
-$("mask-download").addEventListener("click", async () => {
-  const link = document.createElement("a"); link.href = URL.createObjectURL(await maskBlob()); link.download = "mask.png"; link.click();
+$("zoom-in").addEventListener("click", () => { zoomAt(1.25); setSize(state.sizePercent); });
+$("zoom-out").addEventListener("click", () => { zoomAt(1 / 1.25); setSize(state.sizePercent); });
+$("zoom-fit").addEventListener("click", () => { fit(); setSize(state.sizePercent); });
+$("remove").addEventListener("click", removeMarked);
+$("cancel").addEventListener("click", () => { cancelJob(); say("Cancelled: nothing changed."); });
+$("split").addEventListener("click", () => setSplit(!state.split));
+$("help-button").addEventListener("click", () => $("help").showModal());
+const compareButton = $("compare");
+compareButton.addEventListener("pointerdown", (e) => { compareButton.setPointerCapture(e.pointerId); startCompare(); });
+for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) compareButton.addEventListener(type, endCompare);
+compareButton.addEventListener("keydown", (e) => { if (e.key === " " || e.key === "Enter") { e.preventDefault(); startCompare(); } });
+compareButton.addEventListener("keyup", (e) => { if (e.key === " " || e.key === "Enter") { e.preventDefault(); endCompare(); } });
+const handle = $("divider-handle");
+handle.addEventListener("pointerdown", (e) => { handle.setPointerCapture(e.pointerId); handle.dataset.dragging = "1"; });
+handle.addEventListener("pointermove", (e) => { if (handle.dataset.dragging) moveDivider(e.clientX); });
+handle.addEventListener("pointerup", () => { delete handle.dataset.dragging; });
+handle.addEventListener("keydown", (e) => {
+  const step = { ArrowLeft: -2, ArrowRight: 2, Home: -100, End: 100 }[e.key];
+  if (step !== undefined) { e.preventDefault(); state.splitAt = Math.max(0, Math.min(100, state.splitAt + step)); placeDivider(); }
 });
-$("zoom-in").addEventListener("click", () => zoomAt(1.25));
-$("zoom-out").addEventListener("click", () => zoomAt(1 / 1.25));
-$("zoom-fit").addEventListener("click", fit);
-$("remove").addEventListener("click", removeObjects);
-$("compare").addEventListener("input", (e) => setCompare(e.target.value));
 viewport.addEventListener("dragover", (e) => e.preventDefault());
-viewport.addEventListener("drop", (e) => { e.preventDefault(); const f = e.dataTransfer.files[0]; if (f) openImage(f, f.name); });
+viewport.addEventListener("drop", (e) => { e.preventDefault(); openFile(e.dataTransfer.files[0]); });
+
+// Keyboard. Space pans while the pointer is over the image: it must not also press
+// whatever button kept the focus (that once cleared the mask).
+function typing(target) { return target.tagName === "INPUT" && !["range", "file"].includes(target.type) || target.isContentEditable; }
+function overImage() { return state.pointer?.overCanvas || document.activeElement === maskCanvas; }
 document.addEventListener("keydown", (e) => {
-  if (e.target.tagName === "INPUT" && e.target.type !== "range") return;
-  const key = e.key.toLowerCase();
-  if ((e.ctrlKey || e.metaKey) && key === "z") { e.preventDefault(); e.shiftKey ? redo() : undo(); }
-  else if ((e.ctrlKey || e.metaKey) && key === "y") { e.preventDefault(); redo(); }
-  else if (e.key === "[") setSize(state.size / 1.2);
-  else if (e.key === "]") setSize(state.size * 1.2);
-  else if (key === "b") setTool("brush");
-  else if (key === "e") setTool("eraser");
-  else if (e.key === "+" || e.key === "=") zoomAt(1.25);
-  else if (e.key === "-") zoomAt(1 / 1.25);
-  else if (e.key === " ") state.spaceHeld = true;
+  if (typing(e.target) || document.querySelector("dialog[open]")) return;
+  const key = e.key, lower = key.toLowerCase(), command = e.ctrlKey || e.metaKey;
+  if (key === " " && overImage()) { e.preventDefault(); state.spaceHeld = true; updateCursor(); return; }
+  if (command && lower === "z") { e.preventDefault(); e.shiftKey ? redo() : undo(); return; }
+  if (command && lower === "y") { e.preventDefault(); redo(); return; }
+  if (command || e.altKey) return;
+  const onButton = e.target.tagName === "BUTTON" || e.target.tagName === "SUMMARY";
+  if (key === "Enter" && !onButton) { e.preventDefault(); removeMarked(); }
+  else if (key === "Escape") { if (state.job) { cancelJob(); say("Cancelled: nothing changed."); } else if (state.selecting) { state.selecting = null; clearLasso(); } else { fit(); setSize(state.sizePercent); } }
+  else if (key === "\\" && !e.repeat) startCompare();
+  else if (key === "?") $("help").showModal();
+  else if (key === "[") setSize(state.sizePercent / 1.2);
+  else if (key === "]") setSize(state.sizePercent * 1.2);
+  else if (key === "+" || key === "=") { zoomAt(1.25); setSize(state.sizePercent); }
+  else if (key === "-") { zoomAt(1 / 1.25); setSize(state.sizePercent); }
+  else if (key === "0") { fit(); setSize(state.sizePercent); }
+  else if (key.startsWith("Arrow") && e.target === maskCanvas) {
+    e.preventDefault();
+    panBy({ ArrowLeft: 40, ArrowRight: -40 }[key] || 0, { ArrowUp: 40, ArrowDown: -40 }[key] || 0);
+  }
+  else if (state.job) return;
+  else if (lower === "b" || lower === "e" || lower === "s") { state.tool = { b: "brush", e: "eraser", s: "select" }[lower]; refresh(); }
+  else if (lower === "t" && state.versions.length) $("find-text").click();
+  else if (lower === "v" && !$("split").disabled) setSplit(!state.split);
+  else if (lower === "o") $("open").click();
+  else if (lower === "d" && !$("download").disabled) $("download").click();
 });
-document.addEventListener("keyup", (e) => { if (e.key === " ") state.spaceHeld = false; });
-window.clearfill = { state, maskIsEmpty, undo, redo };  // for tests and the console
+document.addEventListener("keyup", (e) => {
+  if (e.key === " " && state.spaceHeld) { e.preventDefault(); state.spaceHeld = false; updateCursor(); }
+  if (e.key === "\\") endCompare();
+});
+window.addEventListener("blur", () => { state.spaceHeld = false; endCompare(); });
+
+setSize(state.sizePercent);
+refresh();
+loadLimits();
+window.clearfill = { state, maskIsEmpty, currentMask, undo, redo };  // for tests and the console
