@@ -214,30 +214,22 @@ function clearMask() { maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.heig
 function remember(entry) { state.undo.push(entry); if (state.undo.length > 60) state.undo.shift(); state.redo = []; }
 function rememberMask() { remember({ kind: "mask", mask: currentMask() }); }
 
-function undo() {
-  if (state.job || !state.undo.length) return;
-  const entry = state.undo.pop();
-  if (entry.kind === "mask") {
-    state.redo.push({ kind: "mask", mask: currentMask() });
-  } else {
-    state.redo.push({ kind: "version", from: entry.from, to: entry.to, mask: currentMask() });
-    state.current = entry.from; showVersion(); renderHistory();
+// Undo and redo are one move between the two stacks: the entry taken from one goes
+// to the other with the mask shown now, so the way back restores it.
+function travel(from, to) {
+  if (state.job || !from.length) return;
+  const entry = from.pop(), backwards = from === state.undo;
+  to.push({ ...entry, mask: currentMask() });
+  if (entry.kind === "version") {
+    state.current = backwards ? entry.from : entry.to;
+    showVersion(); renderHistory();
   }
   putMask(entry.mask);
-  say(entry.kind === "version" ? `Back to ${state.versions[state.current].label}.` : "Undone.");
+  say(entry.kind === "version" ? `${backwards ? "Back" : "Forward"} to ${state.versions[state.current].label}.`
+                               : backwards ? "Undone." : "Redone.");
 }
-function redo() {
-  if (state.job || !state.redo.length) return;
-  const entry = state.redo.pop();
-  if (entry.kind === "mask") {
-    state.undo.push({ kind: "mask", mask: currentMask() });
-  } else {
-    state.undo.push({ kind: "version", from: entry.from, to: entry.to, mask: currentMask() });
-    state.current = entry.to; showVersion(); renderHistory();
-  }
-  putMask(entry.mask);
-  say(entry.kind === "version" ? `Forward to ${state.versions[state.current].label}.` : "Redone.");
-}
+function undo() { travel(state.undo, state.redo); }
+function redo() { travel(state.redo, state.undo); }
 function goToVersion(index) {
   if (state.job || index === state.current) return;
   remember({ kind: "version", from: state.current, to: index, mask: currentMask() });
