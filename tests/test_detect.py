@@ -183,3 +183,14 @@ def test_the_api_selects_with_a_box_and_bounds_the_selection():
         assert c.post("/v1/mask", files={"image": image}, data=both).status_code == 422
         nonsense = {"options": json.dumps({"select": {"box": "here"}})}
         assert c.post("/v1/mask", files={"image": image}, data=nonsense).status_code == 400
+
+
+def test_kernels_thicker_than_a_line_of_text_are_dropped():
+    kernels = np.zeros((400, 600), bool)
+    kernels[100:108, 50:300] = True  # a line of text's kernel: thin
+    yy, xx = np.mgrid[0:400, 0:600]
+    kernels[(yy - 280) ** 2 + (xx - 420) ** 2 < 60 ** 2] = True  # a blob on grass or petals: thick
+    regions = text_detection._regions(kernels, 1.6, max_thickness=0.03)
+    assert regions[104, 150] and regions[96, 150]  # the line, grown back to its text
+    assert not regions[280, 420:480].any()  # the blob is not text
+    assert text_detection._regions(kernels, 1.6)[280, 420]  # without the limit it would be

@@ -37,6 +37,7 @@ class TextConfig:
     enhance: bool = True  # also look at a contrast-enhanced copy (faint, semi-transparent marks)
     threshold: float = 0.3  # kernel probability that counts as text (the detector's own default)
     unclip: float = 1.6  # grow kernels back by unclip x area / perimeter (the detector's post-processing)
+    max_kernel_thickness: float = 0.03  # half-thickness, share of the long side: thicker kernels are not text lines
     strokes: bool = True  # keep only the strokes inside each region, not the whole region
     faint_contrast: float = 25.0  # below this the strokes are faint (semi-transparent): the whole region is kept
     grow_pixels: int = 4  # the antialiased edge and outline around strokes
@@ -102,16 +103,21 @@ def _enhanced(rgb8: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
 
-def _regions(kernels: np.ndarray, unclip: float) -> np.ndarray:
-    """Each kernel grown back to its text by unclip x area / perimeter."""
+def _regions(kernels: np.ndarray, unclip: float, max_thickness: float = 1.0) -> np.ndarray:
+    """Each kernel grown back to its text by unclip x area / perimeter; kernels whose
+    half-thickness exceeds ``max_thickness`` x the long side are not lines of text
+    (grass, petals, boats the detector fires on) and are dropped."""
     regions = np.zeros(kernels.shape, np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(kernels.astype(np.uint8), connectivity=8)
     height, width = kernels.shape
+    thickest = max_thickness * max(height, width)
     for label in range(1, count):
         x, y, w, h, area = stats[label]
         if area < 3:
             continue
         component = (labels[y:y + h, x:x + w] == label).astype(np.uint8)
+        if cv2.distanceTransform(np.pad(component, 1), cv2.DIST_L2, 3).max() > thickest:
+            continue
         contours, _ = cv2.findContours(component, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         perimeter = max(1.0, sum(cv2.arcLength(c, True) for c in contours))
         reach = int(np.ceil(unclip * area / perimeter)) + 1
@@ -195,7 +201,7 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
     for picture in variants:
         for size in config.sizes:
             np.maximum(kernels, detector.probability(picture, size), out=kernels)
-    regions = _regions(kernels > config.threshold, config.unclip)
+    regions = _regions(kernels > config.threshold, config.unclip, config.max_kernel_thickness)
     if not config.strokes:
         return TextFinding(_grown(regions, regions, config.grow_pixels))
     found, faint = _strokes(rgb8, regions, config.faint_contrast)
