@@ -23,6 +23,7 @@ saturated, or where the mark's colour equals the background's) are left to the f
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -38,6 +39,10 @@ MAX_LEFT_VISIBLE = 0.5  # undone strokes may keep at most this share of their co
 COPY_EVIDENCE = 0.5  # median opacity along a copy's strokes, as a share of the mark's, for it to count
 MAX_OUT_OF_RANGE_REPEATED = 0.3  # with opacity and colour known, out-of-range pixels are just left to the fill
 REPEAT_SCORE = 0.35
+MIN_LATTICE_COPIES = 6  # copies found before the rest of a lattice is filled in
+LATTICE_TOLERANCE = 3.0  # pixels a copy may sit off its lattice point
+GAP_EVIDENCE = 0.25  # median opacity along a lattice copy's strokes, share of the mark's, for it to count
+TEMPLATE_CANDIDATES = 6  # pieces of the mark tried as the template for the repeat search
 MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one  # normalised correlation with the mark's best copy that counts as another copy
 TRIMMED_FIT = 0.6  # the share of stroke samples the opacity and colour are fitted to  # below this a pixel is not part of the mark
 
@@ -72,20 +77,20 @@ class Overlay:
 
 def find_overlay(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
     """The semi-transparent mark inside the ``faint`` text regions (bool H x W), or
-    None when they do not look like one. Bright and dark marks are both tried; the
-    one whose undoing stays in range more often wins. A mark repeated across the
+    None when they do not look like one. Bright and dark marks are both tried; of
+    those whose undoing stays in range, the one whose strokes vanish best wins. A mark repeated across the
     photo (a tiled stock-photo mark) is then followed to the copies the text
     detector missed."""
     if not faint.any():
         return None
     gray = cv2.cvtColor(quantize(rgb), cv2.COLOR_RGB2GRAY)
     candidates = [_estimate(rgb, faint, strokes) for strokes in _strokes(gray, faint)]
-    scored = [candidate for candidate in candidates if candidate[1] is not None]
-    if not scored:
+    plausible = [candidate for candidate in candidates
+                 if candidate[1] is not None and candidate[0] <= MAX_OUT_OF_RANGE]
+    if not plausible:
         return None
-    share, overlay, strokes = min(scored, key=lambda candidate: candidate[0])
-    if share > MAX_OUT_OF_RANGE:
-        return None
+    # of a bright and a dark reading that both undo cleanly, the one whose strokes vanish best
+    share, overlay, strokes = min(plausible, key=lambda candidate: _left_visible(rgb, candidate[1], candidate[2]))
     copies = _repeats(rgb, overlay)
     if copies is not None and (copies & ~_grow(strokes, 2)).any():
         share, repeated, _ = _overlay(rgb, faint, strokes | copies, known=overlay)
@@ -125,21 +130,31 @@ def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Ove
     alpha[_grow(_unexplained(faint, alpha >= VISIBLE_ALPHA), 3)] = 0.0
     overlay = Overlay(alpha.astype(np.float32), colour.astype(np.float32), opacity)
     recovered, unreliable = overlay.undo(rgb)
-    if known is None and _still_visible(rgb, recovered, background, strokes):
+    if known is None and _still_visible(rgb, recovered, background, alpha >= 0.5 * opacity):
         return 1.0, None, strokes
     return float(unreliable[strokes].mean()), overlay if overlay.covers.any() else None, strokes
 
 
-def _still_visible(rgb: np.ndarray, recovered: np.ndarray, background: np.ndarray, strokes: np.ndarray) -> bool:
-    """Whether the strokes still stand out from the photo around them once undone: the
-    sign of opaque text (a credit, a caption) taken for a faint mark, which undoing at
-    a low opacity only dims."""
-    inside = _shrink(strokes, 1)
-    if inside.sum() < 20:
-        inside = strokes
-    before = np.median(np.abs(rgb - background).max(axis=2)[inside])
-    after = np.median(np.abs(recovered - background).max(axis=2)[inside])
-    return after > MAX_LEFT_VISIBLE * before
+def _still_visible(rgb: np.ndarray, recovered: np.ndarray, background: np.ndarray, marked: np.ndarray) -> bool:
+    """Whether the pixels taken for the mark still stand out from the photo around
+    them once undone: the sign of opaque text (a credit, a caption) taken for a faint
+    mark, which undoing at a low opacity only dims."""
+    return _contrast_left(rgb, recovered, background, marked) > MAX_LEFT_VISIBLE
+
+
+def _contrast_left(rgb: np.ndarray, recovered: np.ndarray, background: np.ndarray, marked: np.ndarray) -> float:
+    """The share of the marked pixels' contrast with the photo around them that is
+    left once they are undone (0: gone, 1: unchanged)."""
+    if marked.sum() < 20:
+        return 1.0
+    before = np.median(np.abs(rgb - background).max(axis=2)[marked])
+    after = np.median(np.abs(recovered - background).max(axis=2)[marked])
+    return float(after / max(before, 1e-6))
+
+
+def _left_visible(rgb: np.ndarray, overlay: Overlay, strokes: np.ndarray) -> float:
+    recovered, _ = overlay.undo(rgb)
+    return _contrast_left(rgb, recovered, _background(rgb, strokes), overlay.alpha >= 0.5 * overlay.opacity)
 
 
 def _stroke_width(strokes: np.ndarray) -> int:
@@ -164,25 +179,93 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> np.ndarray | None:
     are then averaged into a cleaner template (the photo under each differs, the
     mark does not) and matched once more."""
     covers = overlay.covers
-    template_box = _most_complete_copy(covers)
-    if template_box is None:
-        return None
-    x, y, w, h = template_box
     evidence = _evidence(rgb, overlay.opacity, overlay.colour, _stroke_width(covers))
-    shape = covers[y:y + h, x:x + w]
-    corners = _copies(evidence, shape, evidence[y:y + h, x:x + w] * shape, overlay.opacity)
-    if len(corners) < MIN_COPIES:  # a single mark (its own match and a chance one or two)
+    best = (0, [], None)
+    for x, y, w, h in _copy_candidates(covers):  # the piece that finds the most copies is the cleanest
+        shape = covers[y:y + h, x:x + w]
+        corners = _copies(evidence, shape, evidence[y:y + h, x:x + w] * shape, overlay.opacity)
+        if len(corners) > best[0]:
+            best = (len(corners), corners, shape)
+    found, corners, shape = best
+    if found < MIN_COPIES:  # a single mark (its own match and a chance one or two)
         return None
+    h, w = shape.shape
     inside = [(cx, cy) for cx, cy in corners if 0 <= cx and 0 <= cy and cx + w <= rgb.shape[1]
               and cy + h <= rgb.shape[0]]
     if len(inside) >= 3:
         mean = np.mean([evidence[cy:cy + h, cx:cx + w] for cx, cy in inside], axis=0)
         shape = shape | (mean >= COPY_EVIDENCE * overlay.opacity)
         corners = _copies(evidence, shape, mean * shape, overlay.opacity)
+    corners = _on_lattice(corners, shape, evidence, overlay.opacity)
     copies = np.zeros(covers.shape, bool)
     for cx, cy in corners:
         _paste(copies, shape, cx, cy)
     return _grow(copies, 1)
+
+
+def _on_lattice(corners: list[tuple[int, int]], shape: np.ndarray, evidence: np.ndarray,
+                opacity: float) -> list[tuple[int, int]]:
+    """The copies of a tiled mark (one stamp repeated at fixed steps): when most
+    copies found lie on one lattice, its points instead, each whose copy touches the
+    image and shows at least a trace of the mark or is mostly cut off by the border
+    (chance matches off the lattice are dropped, copies the matching missed added);
+    otherwise the copies found, as they are."""
+    if len(corners) < MIN_LATTICE_COPIES:
+        return corners
+    points = np.asarray(corners, np.float64)
+    lattice = _fit_lattice(points, min(shape.shape) / 2)
+    if lattice is None:
+        return corners
+    origin, basis = lattice
+    h, w = shape.shape
+    height, width = evidence.shape
+    span = int(np.ceil(2 * (height + width) / max(1.0, float(min(np.linalg.norm(basis, axis=1))))))
+    kept = []
+    for i in range(-span, span + 1):
+        for j in range(-span, span + 1):
+            cx, cy = (int(v) for v in np.round(origin + i * basis[0] + j * basis[1]))
+            placed = np.zeros(evidence.shape, bool)
+            _paste(placed, shape, cx, cy)
+            if not placed.any():
+                continue
+            cut_off = placed.sum() < 0.3 * shape.sum()
+            if cut_off or np.median(evidence[placed]) >= GAP_EVIDENCE * opacity:
+                kept.append((cx, cy))
+    return kept
+
+
+def _fit_lattice(points: np.ndarray, shortest: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(origin, 2 x 2 basis) of the lattice most ``points`` lie on (within
+    LATTICE_TOLERANCE), refitted on them by least squares; None when no lattice holds
+    MIN_LATTICE_COPIES of them and 60% of all. Tries pairs of the shortest differences
+    between points as steps and each point as the origin."""
+    differences = (points[None] - points[:, None]).reshape(-1, 2)
+    differences = differences[np.linalg.norm(differences, axis=1) >= shortest]
+    steps: list[np.ndarray] = []
+    for step in sorted(differences, key=lambda d: float(np.linalg.norm(d))):
+        if all(np.linalg.norm(step - other) > LATTICE_TOLERANCE and np.linalg.norm(step + other) > LATTICE_TOLERANCE
+               for other in steps):
+            steps.append(step)
+        if len(steps) == 12:
+            break
+    best, best_count = None, 0
+    for first, second in itertools.combinations(steps, 2):
+        basis = np.array([first, second])
+        if abs(np.linalg.det(basis)) < 0.3 * np.linalg.norm(first) * np.linalg.norm(second):
+            continue
+        inverse = np.linalg.inv(basis)
+        for origin in points:
+            coordinates = (points - origin) @ inverse
+            offsets = np.linalg.norm((coordinates - np.round(coordinates)) @ basis, axis=1)
+            count = int(np.sum(offsets <= LATTICE_TOLERANCE))
+            if count > best_count:
+                best, best_count = (origin, basis, offsets <= LATTICE_TOLERANCE, np.round(coordinates)), count
+    if best is None or best_count < max(MIN_LATTICE_COPIES, 0.6 * len(points)):
+        return None
+    origin, basis, inliers, rounded = best
+    design = np.column_stack([np.ones(int(inliers.sum())), rounded[inliers]])
+    solution, *_ = np.linalg.lstsq(design, points[inliers] - origin, rcond=None)
+    return origin + solution[0], solution[1:]
 
 
 def _copies(evidence: np.ndarray, shape: np.ndarray, template: np.ndarray, opacity: float) -> list[tuple[int, int]]:
@@ -212,21 +295,20 @@ def _paste(canvas: np.ndarray, shape: np.ndarray, x0: int, y0: int) -> None:
         canvas[iy0:iy1, ix0:ix1] |= shape[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
 
 
-def _most_complete_copy(covers: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x, y, w, h) of the mark's largest piece away from the border (its letters
-    joined), a few pixels of margin included."""
-    joined = cv2.dilate(covers.astype(np.uint8), np.ones((9, 9), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+def _copy_candidates(covers: np.ndarray, count: int = TEMPLATE_CANDIDATES) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) of the mark's largest pieces away from the border (letters joined,
+    a few pixels of margin included), largest first, none under half the largest."""
+    reach = max(9, 2 * _stroke_width(covers))  # letters of one copy join, copies (a word apart) do not
+    joined = cv2.dilate(covers.astype(np.uint8), np.ones((reach, reach), np.uint8))
+    labels_count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     height, width = covers.shape
-    best, best_area = None, 0
-    for label in range(1, count):
-        x, y, w, h, _ = stats[label]
-        if x <= 2 or y <= 2 or x + w >= width - 2 or y + h >= height - 2:
-            continue
-        area = int(covers[labels == label].sum())
-        if area > best_area:
-            best, best_area = (int(x), int(y), int(w), int(h)), area
-    return best
+    area = np.bincount(labels[covers], minlength=labels_count)
+    pieces = [(int(area[label]), tuple(int(v) for v in stats[label, :4])) for label in range(1, labels_count)]
+    inside = [(size, box) for size, box in pieces
+              if box[0] > 2 and box[1] > 2 and box[0] + box[2] < width - 2 and box[1] + box[3] < height - 2]
+    ranked = sorted(inside, reverse=True)[:count]
+    # whole copies only: a stray letter or speck would match letters of the mark itself
+    return [box for size, box in ranked if size >= 0.5 * ranked[0][0]]
 
 
 def _peaks(score: np.ndarray, size: tuple[int, int], threshold: float) -> list[tuple[int, int]]:
@@ -304,7 +386,7 @@ def _fit(rgb: np.ndarray, strokes: np.ndarray) -> tuple[float, np.ndarray, np.nd
     when the opacity is implausible."""
     background = _background(rgb, strokes)
     interior = _shrink(strokes, 1)
-    if interior.sum() < 20:
+    if interior.sum() < 0.3 * strokes.sum():  # thin strokes vanish when shrunk: vote with all of them
         interior = strokes
     opacity, grey = _vote((rgb - background)[interior], background[interior])
     if not OPACITY_RANGE[0] <= opacity <= OPACITY_RANGE[1]:
