@@ -9,16 +9,22 @@ edge. Given ``alpha`` and ``c`` the photo comes back exactly: ``P = (I - alpha c
 1. strokes: inside each faint text region, the pixels that a morphological top-hat
    (bright marks) or black-hat (dark marks) lifts clearly above the rest;
 2. the background under them: the pixels around the strokes carried in (Telea);
-3. ``a`` and ``c``: least squares over the stroke interiors of
-   ``I - B = a (c - B)`` (linear in ``a`` and ``a c``), once, then again on the
-   strokes that estimate finds;
-4. ``alpha`` per pixel: the projection of ``I - B`` onto ``c - B``, clipped to
+3. ``a`` and a grey ``c``: a vote of the stroke pixels (each one's own opacity for
+   every candidate grey; the true strokes agree, photo detail scatters);
+4. the strokes again, from every pixel's opacity against the photo with anything
+   thinner than a stroke opened away, blobs wider than a stroke dropped;
+5. ``alpha`` per pixel: the projection of ``I - B`` onto ``c - B``, clipped to
    ``[0, a]``, and exactly ``a`` in the stroke interiors.
 
+A mark with several copies (a tiled stock-photo mark) is then followed to the copies
+the text detector missed: its cleanest piece is matched against the whole photo,
+the copies averaged and matched again, and snapped to the lattice they lie on.
+
 The estimate is refused (the regions are then simply inpainted) when the opacity is
-implausible or when undoing it would push many pixels out of range, the sign of a
-wrong colour or opacity. Pixels that cannot be recovered well (the photo under them
-saturated, or where the mark's colour equals the background's) are left to the fill.
+implausible, when undoing it would push many pixels out of range (a wrong colour or
+opacity), or when the undone strokes still stand out (opaque text taken for a faint
+mark). Pixels that cannot be recovered well (the photo under them saturated, or
+where the mark's colour equals the background's) are left to the fill.
 """
 
 from __future__ import annotations
