@@ -372,6 +372,17 @@ def test_a_job_streams_its_progress_and_gives_the_same_result(picture):
         assert result.status_code == 200 and result.content == direct.content
         assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "done"
         assert client.get("/v1/jobs/nope/events").json()["code"] == "not_found"
+        # the editor's way: ?stages=1 makes the result the JSON /v1/remove?stages=1 gives
+        staged = client.post("/v1/jobs?stages=1", files=files, data=options).json()
+        body = client.get(_events(client, staged["id"])[-1]["result"]).json()
+        assert {"mask", "stitch"} <= set(body["pictures"]) and body["output"].startswith("data:image/png")
+        assert [stage["name"] for stage in body["stages"]][:2] == ["unblend", "mask"]
+
+
+def test_presets_tell_the_editor_the_limits():
+    settings = ServerSettings(preset="fast", max_pixels=123_456, max_upload_mb=7.5)
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
+        assert client.get("/v1/presets").json()["limits"] == {"max_pixels": 123_456, "max_upload_mb": 7.5}
 
 
 def slow_upload() -> dict:
