@@ -222,7 +222,7 @@ function travel(from, to) {
   to.push({ ...entry, mask: currentMask() });
   if (entry.kind === "version") {
     state.current = backwards ? entry.from : entry.to;
-    showVersion(); renderHistory();
+    showVersion(); renderHistory(); renderStages(state.versions[state.current]);
   }
   putMask(entry.mask);
   say(entry.kind === "version" ? `${backwards ? "Back" : "Forward"} to ${state.versions[state.current].label}.`
@@ -233,7 +233,7 @@ function redo() { travel(state.redo, state.undo); }
 function goToVersion(index) {
   if (state.job || index === state.current) return;
   remember({ kind: "version", from: state.current, to: index, mask: currentMask() });
-  state.current = index; showVersion(); renderHistory(); clearMask();
+  state.current = index; showVersion(); renderHistory(); renderStages(state.versions[index]); clearMask();
   say(`Showing ${state.versions[index].label}; new marks build on it.`);
 }
 
@@ -503,9 +503,9 @@ function renderHistory() {
 }
 
 function renderStages(version) {
-  const panel = $("stages-panel"), list = $("stages");
-  panel.hidden = !version || !version.stages;
-  if (panel.hidden) { list.replaceChildren(); return; }
+  const button = $("stages-button"), list = $("stages");
+  button.hidden = !version || !version.stages;
+  if (button.hidden) { list.replaceChildren(); return; }
   list.replaceChildren(...version.stages.filter((s) => s.ran || s.name !== "unblend").map((record) => {
     const item = document.createElement("li");
     const picture = version.pictures?.[record.name];
@@ -587,6 +587,7 @@ $("remove").addEventListener("click", removeMarked);
 $("cancel").addEventListener("click", () => { cancelJob(); say("Cancelled: nothing changed."); });
 $("split").addEventListener("click", () => setSplit(!state.split));
 $("help-button").addEventListener("click", () => $("help").showModal());
+$("stages-button").addEventListener("click", () => $("stages-dialog").showModal());
 const compareButton = $("compare");
 compareButton.addEventListener("pointerdown", (e) => { compareButton.setPointerCapture(e.pointerId); startCompare(); });
 for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) compareButton.addEventListener(type, endCompare);
