@@ -148,14 +148,14 @@ def sam_latency(photo: np.ndarray) -> None:
     import tempfile
 
     import torch
-    from transformers import Sam2Config, Sam2Model
+    from transformers import Sam2VideoConfig, Sam2VideoModel
 
     from clearfill.detect import as_selection
     from clearfill.detect.sam import SamSelector
 
     with tempfile.TemporaryDirectory() as folder:
         torch.manual_seed(0)
-        Sam2Model(Sam2Config()).save_pretrained(folder)
+        Sam2VideoModel(Sam2VideoConfig()).save_pretrained(folder)  # the published layout
         selector = SamSelector(folder)
         start = time.perf_counter()
         selector.select(photo, as_selection({"points": [(100, 100, True)]}))

@@ -1,7 +1,9 @@
-"""SAM 2.1 through transformers, at random weights built from the published
-architecture (``Sam2Config()`` is Hiera-Tiny, the registry's sam2.1-hiera-tiny):
-saved as safetensors, loaded by clearfill's own loader, run from a box, a lasso
-and clicks, with the image embedding computed once per image."""
+"""SAM 2.1 through transformers, at random weights in the publisher's own layout:
+facebook/sam2.1-hiera-tiny ships ``Sam2VideoModel`` weights (config model_type
+"sam2_video", processor Sam2VideoProcessor), whose default config is Hiera-Tiny.
+Saved as safetensors, loaded by clearfill's own loader into ``Sam2Model`` (every
+weight must come from the file), run from a box, a lasso and clicks, with the image
+embedding computed once per image."""
 
 import json
 
@@ -11,7 +13,7 @@ import pytest
 import clearfill
 from clearfill.cli import main
 from clearfill.detect import sam as sam_module
-from clearfill.errors import ModelNotAvailableError
+from clearfill.errors import ModelLoadError, ModelNotAvailableError
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -21,12 +23,35 @@ torch = pytest.importorskip("torch")
 def sam_folder(tmp_path_factory):
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("sam2.1-random")
-    model = transformers.Sam2Model(transformers.Sam2Config()).eval()
-    model.save_pretrained(folder, safe_serialization=True)
+    published = transformers.Sam2VideoModel(transformers.Sam2VideoConfig()).eval()
+    published.save_pretrained(folder, safe_serialization=True)
     assert (folder / "model.safetensors").is_file() and not list(folder.glob("*.bin"))
     config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "sam2_video"
     assert config["vision_config"]["backbone_config"]["blocks_per_stage"] == [1, 2, 7, 2]  # Hiera-Tiny
+    published_weights[str(folder)] = published.state_dict()
     return folder
+
+
+published_weights: dict = {}  # folder -> the state dict saved there
+
+
+def test_every_weight_comes_from_the_published_file(sam_folder):
+    saved = published_weights[str(sam_folder)]
+    loaded = sam_module.SamSelector(str(sam_folder)).model.state_dict()
+    assert loaded and all(torch.equal(tensor, saved[name]) for name, tensor in loaded.items())
+
+
+def test_a_checkpoint_missing_weights_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "partial"
+    transformers.Sam2VideoModel(transformers.Sam2VideoConfig()).save_pretrained(folder)
+    weights = load_file(folder / "model.safetensors")
+    save_file({name: tensor for name, tensor in weights.items() if "mask_decoder" not in name},
+              folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match="not a SAM 2 checkpoint: it lacks"):
+        sam_module.SamSelector(str(folder))
 
 
 def test_sam_runs_from_a_box_lasso_and_clicks_and_encodes_each_image_once(sam_folder):

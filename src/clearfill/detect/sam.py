@@ -61,12 +61,21 @@ class SamSelector:
             from transformers import Sam2Model
         except ImportError:
             raise ModelNotAvailableError("SAM needs the models extra: pip install 'clearfill[models]'") from None
-        try:  # safetensors only: a pickled checkpoint is never unpickled here
-            self.model = Sam2Model.from_pretrained(source, use_safetensors=True).to(device).eval()
+        # Safetensors only: a pickled checkpoint is never unpickled here. The published
+        # checkpoints are Sam2VideoModel's ("sam2_video"); Sam2Model is its image half and
+        # takes those weights as they are. Weights it needs but the file lacks would be left
+        # random, so that is an error, not a warning.
+        try:
+            model, loading = Sam2Model.from_pretrained(source, use_safetensors=True, output_loading_info=True)
         except OSError as exc:
             raise ModelNotAvailableError(f"SAM weights not found at {source}: {str(exc).splitlines()[0]}") from None
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot load SAM from {source}: {str(exc).splitlines()[0]}") from None
+        if loading["missing_keys"]:
+            missing = sorted(loading["missing_keys"])
+            raise ModelLoadError(f"{source} is not a SAM 2 checkpoint: it lacks {len(missing)} of the model's "
+                                 f"weights (e.g. {missing[0]})")
+        self.model = model.to(device).eval()
         self.torch, self.device = torch, device
         self._embeddings: OrderedDict[str, list] = OrderedDict()
         self._lock = threading.Lock()
