@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw, ImageFont
 import clearfill
 from clearfill.cli import main
 from clearfill.errors import ChecksumError, InvalidInputError
-from helpers import photo_like
+from conftest import requires_shared
+from helpers import REPO, SHARED, photo_like
 
 pytest.importorskip("onnxruntime")
 from clearfill.detect import text as text_detection  # noqa: E402
@@ -141,6 +142,35 @@ def test_a_box_a_loose_lasso_and_clicks_select_the_object():
     # a negative click takes a part away
     trimmed = clearfill.select(pixels, box=(195, 100, 210, 140), points=[(380, 170, False)])
     assert not trimmed[170, 380] and iou(trimmed, body) > 0.8
+
+
+def test_one_click_alone_selects_and_a_click_on_a_missed_piece_adds_it():
+    pixels, body = an_object()
+    assert iou(clearfill.select(pixels, points=[(300, 170, True)]), body) > 0.8  # not just a dot around it
+    # a second piece of the same colour outside the box: clicking it adds it to the object
+    pixels = pixels.copy()
+    y, x = np.mgrid[0:H, 0:W]
+    piece = ((x - 470) / 30.0) ** 2 + ((y - 280) / 25.0) ** 2 <= 1
+    pixels[piece] = (200, 40, 40)
+    both = clearfill.select(pixels, box=(195, 100, 210, 140), points=[(470, 280, True)])
+    assert iou(both, body | piece) > 0.8 and both[170, 300] and both[280, 470]
+
+
+@requires_shared(SHARED / "bench" / "images")
+def test_one_click_selects_real_objects_outlined_by_hand():
+    """The selection benchmark's hand-outlined objects, each from one click at its
+    deepest point (a dot of "certainly the object" alone gave 0.32)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("selection_quality", REPO / "benchmarks" / "selection_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    scores = []
+    for entry in json.loads((bench.HERE / "objects.json").read_text())["objects"][::2]:
+        photo = np.asarray(Image.open(bench.PHOTOS / f"{entry['photo']}.png").convert("RGB"))
+        truth = np.asarray(Image.open(bench.mask_path(entry))) > 127
+        scores.append(iou(clearfill.select(photo, points=[(*bench.deepest_point(truth), True)]), truth))
+    assert np.mean(scores) > 0.5, scores
 
 
 def test_selections_are_checked_and_usable_everywhere(tmp_path):
