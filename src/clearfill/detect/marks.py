@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-from ..imaging import quantize
+from ..imaging import quantize, share_covered
 
 OPACITY_RANGE = (0.08, 0.8)  # outside it a "mark" is either invisible or nearly opaque (inpaint it)
 MAX_OUT_OF_RANGE = 0.12  # share of stroke pixels that undoing may push outside [0, 1] before it is refused
@@ -81,71 +82,71 @@ class Overlay:
         return f"a mark of colour ({red}, {green}, {blue}) at {self.opacity:.0%} opacity"
 
 
+class _Reading(NamedTuple):
+    """One reading of the strokes as a mark, and how well undoing it works."""
+
+    out_of_range: float  # share of stroke pixels that undoing pushes out of range (1: no reading)
+    overlay: Overlay | None
+    strokes: np.ndarray
+    contrast_left: float = 1.0  # share of the marked pixels' contrast left once undone (0: gone)
+
+
 def find_overlay(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
     """The semi-transparent mark inside the ``faint`` text regions (bool H x W), or
     None when they do not look like one. Bright and dark marks are both tried; of
-    those whose undoing stays in range, the one whose strokes vanish best wins. A mark repeated across the
-    photo (a tiled stock-photo mark) is then followed to the copies the text
-    detector missed."""
+    those whose undoing stays in range, the one whose strokes vanish best wins. A
+    mark repeated across the photo (a tiled stock-photo mark) is then followed to the
+    copies the text detector missed."""
     if not faint.any():
         return None
     gray = cv2.cvtColor(quantize(rgb), cv2.COLOR_RGB2GRAY)
-    candidates = [_estimate(rgb, faint, strokes) for strokes in _strokes(gray, faint)]
-    plausible = [candidate for candidate in candidates
-                 if candidate[1] is not None and candidate[0] <= MAX_OUT_OF_RANGE]
+    readings = [_estimate(rgb, faint, strokes) for strokes in _strokes(gray, faint)]
+    plausible = [r for r in readings if r.overlay is not None and r.out_of_range <= MAX_OUT_OF_RANGE]
     if not plausible:
         return None
-    # of a bright and a dark reading that both undo cleanly, the one whose strokes vanish best
-    share, overlay, strokes = min(plausible, key=lambda candidate: _left_visible(rgb, candidate[1], candidate[2]))
-    copies = _repeats(rgb, overlay)
-    if copies is not None and (copies & ~_grow(strokes, 2)).any():
-        share, repeated, _ = _overlay(rgb, faint, strokes | copies, known=overlay)
-        if repeated is not None and share <= MAX_OUT_OF_RANGE_REPEATED:
-            return repeated
-    return overlay
+    best = min(plausible, key=lambda reading: reading.contrast_left)
+    copies = _repeats(rgb, best.overlay)
+    if copies is not None and (copies & ~_grow(best.strokes, 2)).any():
+        repeated = _overlay(rgb, faint, best.strokes | copies, known=best.overlay)
+        if repeated.overlay is not None and repeated.out_of_range <= MAX_OUT_OF_RANGE_REPEATED:
+            return repeated.overlay
+    return best.overlay
 
 
-def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray):
-    """(share of stroke pixels that undoing pushes out of range, the mark, its
-    strokes) for one guess at the strokes; the fit runs twice, the second time on
-    the strokes the first one sees."""
-    if strokes.sum() < 30:
-        return 1.0, None, strokes
-    estimate = _fit(rgb, strokes)
+def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray) -> _Reading:
+    """The mark one guess at the strokes leads to: a first fit on them, then the
+    strokes that fit sees across the regions, fitted again."""
+    estimate = _fit(rgb, strokes) if strokes.sum() >= 30 else None
     if estimate is None:
-        return 1.0, None, strokes
+        return _Reading(1.0, None, strokes)
     opacity, colour, _ = estimate
     alpha = _evidence(rgb, opacity, colour, _stroke_width(strokes)) * _grow(faint, 3)
     return _overlay(rgb, faint, _thin(alpha >= 0.5 * opacity))
 
 
-def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Overlay | None = None):
-    """(share out of range, the mark fitted to ``strokes``, the strokes); with
-    ``known``, its opacity and colour are kept and only the alpha is fitted."""
+def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Overlay | None = None) -> _Reading:
+    """The mark fitted to ``strokes``; with ``known``, its opacity and colour are kept
+    and only the alpha is fitted. A fresh fit whose undone strokes still stand out
+    is refused: opaque text (a credit, a caption) taken for a faint mark, which
+    undoing at a low opacity only dims."""
     if strokes.sum() < 30:
-        return 1.0, None, strokes
+        return _Reading(1.0, None, strokes)
     if known is not None:
         opacity, colour, background = known.opacity, known.colour, _background(rgb, strokes)
     elif (estimate := _fit(rgb, strokes)) is not None:
         opacity, colour, background = estimate
     else:
-        return 1.0, None, strokes
+        return _Reading(1.0, None, strokes)
     alpha = _alpha(rgb, background, opacity, colour) * _grow(strokes, 2)
     if known is None:  # strokes seen in this photo: their insides are the mark's own opacity
         alpha[_shrink(strokes, 1)] = opacity
     alpha[_grow(_unexplained(faint, alpha >= VISIBLE_ALPHA), 3)] = 0.0
     overlay = Overlay(alpha.astype(np.float32), colour.astype(np.float32), opacity)
     recovered, unreliable = overlay.undo(rgb)
-    if known is None and _still_visible(rgb, recovered, background, alpha >= 0.5 * opacity):
-        return 1.0, None, strokes
-    return float(unreliable[strokes].mean()), overlay if overlay.covers.any() else None, strokes
-
-
-def _still_visible(rgb: np.ndarray, recovered: np.ndarray, background: np.ndarray, marked: np.ndarray) -> bool:
-    """Whether the pixels taken for the mark still stand out from the photo around
-    them once undone: the sign of opaque text (a credit, a caption) taken for a faint
-    mark, which undoing at a low opacity only dims."""
-    return _contrast_left(rgb, recovered, background, marked) > MAX_LEFT_VISIBLE
+    left = _contrast_left(rgb, recovered, background, alpha >= 0.5 * opacity)
+    if known is None and left > MAX_LEFT_VISIBLE:
+        return _Reading(1.0, None, strokes)
+    return _Reading(float(unreliable[strokes].mean()), overlay if overlay.covers.any() else None, strokes, left)
 
 
 def _contrast_left(rgb: np.ndarray, recovered: np.ndarray, background: np.ndarray, marked: np.ndarray) -> float:
@@ -156,11 +157,6 @@ def _contrast_left(rgb: np.ndarray, recovered: np.ndarray, background: np.ndarra
     before = np.median(np.abs(rgb - background).max(axis=2)[marked])
     after = np.median(np.abs(recovered - background).max(axis=2)[marked])
     return float(after / max(before, 1e-6))
-
-
-def _left_visible(rgb: np.ndarray, overlay: Overlay, strokes: np.ndarray) -> float:
-    recovered, _ = overlay.undo(rgb)
-    return _contrast_left(rgb, recovered, _background(rgb, strokes), overlay.alpha >= 0.5 * overlay.opacity)
 
 
 def _stroke_width(strokes: np.ndarray) -> int:
@@ -350,12 +346,7 @@ def _thin(strokes: np.ndarray) -> np.ndarray:
 def _unexplained(faint: np.ndarray, covers: np.ndarray) -> np.ndarray:
     """The faint regions whose text the mark does not account for (its strokes cover
     too little of them): they are left to the fill, whole."""
-    count, labels = cv2.connectedComponents(faint.astype(np.uint8), connectivity=8)
-    area = np.bincount(labels.ravel(), minlength=count)
-    covered = np.bincount(labels[covers], minlength=count)
-    explained = covered >= MIN_COVERED * area
-    explained[0] = True
-    return ~explained[labels]
+    return faint & (share_covered(faint, covers) < MIN_COVERED)
 
 
 def _strokes(gray: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ModelLoadError, ModelNotAvailableError
 from ..imaging import quantize
 from ..models import pool
-from ..models.registry import REGISTRY
+from ..models.registry import hub_source
 from .select import Selection
 
 SIDE = 1024  # SAM 2's input: the image resized to a square of this side
@@ -29,22 +29,20 @@ EMBEDDINGS_KEPT = 4  # images whose embeddings stay cached
 
 
 def sam_source(model: str) -> str:
-    """A registry name's Hugging Face repository, a local folder, or a repo id as given."""
-    entry = REGISTRY.get(model)
-    if entry is not None:
-        url = entry.download_urls()[0]
-        return url[len("hf://"):] if url.startswith("hf://") else url
-    return str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+    """A registry name's Hugging Face repository, a local folder, or ``model`` as given."""
+    found = hub_source(model)
+    return found[0] if found else model
 
 
 def sam_present(model: str = "sam2.1-hiera-tiny") -> bool:
     """Whether SAM's weights are here already (a local folder, or the Hugging Face
     cache), checked without any download."""
-    source = sam_source(model)
-    if Path(source).is_dir():
-        return (Path(source) / "config.json").is_file()
-    if source.count("/") != 1 or source.startswith((".", "/", "~")):
+    found = hub_source(model)
+    if found is None:
         return False  # neither a folder here nor a repository id
+    source, local = found
+    if local:
+        return (Path(source) / "config.json").is_file()
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:

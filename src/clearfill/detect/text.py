@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ..errors import ChecksumError, ModelNotAvailableError
-from ..imaging import quantize
+from ..imaging import quantize, share_covered
 from .marks import Overlay, find_overlay
 
 DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
@@ -209,22 +209,13 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
     if overlay is None:
         return TextFinding(_grown(found, regions, config.grow_pixels))
     # the mark's own pixels (its antialiased edge included) replace its regions' boxes
-    accounted = _regions_touching(faint, overlay.covers)
+    accounted = share_covered(faint, overlay.covers) > 0  # the faint regions holding any of the mark
     return TextFinding(_grown(found & ~accounted, regions, config.grow_pixels) | overlay.covers, overlay)
 
 
 def find_text(rgb: np.ndarray, config: TextConfig = TextConfig(), detector: TextDetector | None = None) -> np.ndarray:
     """bool H x W: the text on ``rgb`` (float32 RGB in [0, 1])."""
     return detect_text(rgb, config, detector).mask
-
-
-def _regions_touching(regions: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """The connected regions that hold any of ``pixels``."""
-    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
-    touched = np.zeros(count, bool)
-    touched[np.unique(labels[pixels & regions])] = True
-    touched[0] = False
-    return touched[labels]
 
 
 def _grown(found: np.ndarray, regions: np.ndarray, pixels: int) -> np.ndarray:

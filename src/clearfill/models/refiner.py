@@ -22,6 +22,7 @@ from PIL import Image
 from ..errors import ClearfillError, ModelLoadError, ModelNotAvailableError
 from ..imaging import quantize
 from . import REGISTRY, comfyui, store
+from .registry import hub_source
 from .device import FLUX_PRECISION, resolve_device
 
 OFFLOADS = ("none", "model", "sequential")
@@ -35,16 +36,10 @@ WEIGHT_PARTS = ("text_encoder", "text_encoder_2", "vae")
 
 def _source_of(model: str) -> tuple[str, bool]:
     """(what to hand to diffusers, whether it is local)."""
-    entry = REGISTRY.get(model)
-    if entry is not None:
-        url = entry.download_urls()[0]
-        return (url[len("hf://"):] if url.startswith("hf://") else url), False
-    path = Path(model).expanduser()
-    if path.exists():
-        return str(path), True
-    if model.count("/") == 1 and not model.startswith((".", "/")):
-        return model, False  # a Hugging Face repository id
-    raise ModelNotAvailableError(f"refiner model not found: {model} (a folder, a .safetensors file or a repo id)")
+    found = hub_source(model)
+    if found is None:
+        raise ModelNotAvailableError(f"refiner model not found: {model} (a folder, a .safetensors file or a repo id)")
+    return found
 
 
 def _loading_error(model: str, exc: Exception, offline: bool) -> ClearfillError:

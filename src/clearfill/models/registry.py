@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import InvalidConfigError
 
@@ -108,3 +109,19 @@ def entry(name: str) -> ModelEntry:
         raise InvalidConfigError(
             f"unknown model {name!r}; known: {', '.join(REGISTRY)} (or give a path to a local file)"
         ) from None
+
+
+def hub_source(model: str) -> tuple[str, bool] | None:
+    """For the Hugging Face loaders (diffusers, transformers): (what to hand them,
+    whether it is a local path) for a registry name (its hf:// repository), an
+    existing file or folder, or a repository id ("owner/name"); None for none of them."""
+    entry = REGISTRY.get(model)
+    if entry is not None:
+        url = entry.download_urls()[0]
+        return (url[len("hf://"):] if url.startswith("hf://") else url), False
+    path = Path(model).expanduser()
+    if path.exists():
+        return str(path), True
+    if model.count("/") == 1 and not model.startswith((".", "/", "~")):
+        return model, False
+    return None
