@@ -10,7 +10,8 @@ edge. Given ``alpha`` and ``c`` the photo comes back exactly: ``P = (I - alpha c
    (bright marks) or black-hat (dark marks) lifts clearly above the rest;
 2. the background under them: the pixels around the strokes carried in (Telea);
 3. ``a`` and a grey ``c``: a vote of the stroke pixels (each one's own opacity for
-   every candidate grey; the true strokes agree, photo detail scatters);
+   every candidate grey; the true strokes agree, photo detail scatters), then made
+   precise: the pair whose undoing makes the strokes' rim continue the photo around;
 4. the strokes again, from every pixel's opacity against the photo with anything
    thinner than a stroke opened away, blobs wider than a stroke dropped;
 5. ``alpha`` per pixel: the projection of ``I - B`` onto ``c - B``, clipped to
@@ -18,7 +19,10 @@ edge. Given ``alpha`` and ``c`` the photo comes back exactly: ``P = (I - alpha c
 
 A mark with several copies (a tiled stock-photo mark) is then followed to the copies
 the text detector missed: its cleanest piece is matched against the whole photo,
-the copies averaged and matched again, and snapped to the lattice they lie on.
+the copies averaged and matched again, and snapped to the lattice they lie on; on
+a lattice, its alpha is one stamp (the per-pixel median of the copies' alpha) placed
+at every copy. The mark is also followed into other text regions it explains
+(its letters over dark or busy ground look like opaque text to the detector).
 
 The estimate is refused (the regions are then simply inpainted) when the opacity is
 implausible, when undoing it would push many pixels out of range (a wrong colour or
@@ -41,6 +45,7 @@ from ..imaging import quantize, share_covered
 OPACITY_RANGE = (0.08, 0.8)  # outside it a "mark" is either invisible or nearly opaque (inpaint it)
 MAX_OUT_OF_RANGE = 0.12  # share of stroke pixels that undoing may push outside [0, 1] before it is refused
 MIN_COVERED = 0.12  # share of a faint region the mark's strokes must cover to account for its text
+MIN_EXPLAINED = 0.8  # share of another region's text strokes the mark must cover to account for them
 VISIBLE_ALPHA = 0.06
 MAX_LEFT_VISIBLE = 0.5  # undone strokes may keep at most this share of their contrast with the photo
 COPY_EVIDENCE = 0.5  # median opacity along a copy's strokes, as a share of the mark's, for it to count
@@ -50,6 +55,8 @@ MIN_LATTICE_COPIES = 6  # copies found before the rest of a lattice is filled in
 LATTICE_TOLERANCE = 3.0  # pixels a copy may sit off its lattice point
 GAP_EVIDENCE = 0.25  # median opacity along a lattice copy's strokes, share of the mark's, for it to count
 TEMPLATE_CANDIDATES = 6  # pieces of the mark tried as the template for the repeat search
+MIN_RIM = 0.15  # share of stroke pixels wholly inside the strokes before the opacity is refined on them
+MIN_STAMP_COPIES = 5  # copies wholly inside the photo before their median stands for the mark
 MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one  # normalised correlation with the mark's best copy that counts as another copy
 TRIMMED_FIT = 0.6  # the share of stroke samples the opacity and colour are fitted to  # below this a pixel is not part of the mark
 
@@ -91,12 +98,23 @@ class _Reading(NamedTuple):
     contrast_left: float = 1.0  # share of the marked pixels' contrast left once undone (0: gone)
 
 
-def find_overlay(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
+def find_overlay(rgb: np.ndarray, faint: np.ndarray, regions: np.ndarray | None = None,
+                 strokes: np.ndarray | None = None) -> Overlay | None:
     """The semi-transparent mark inside the ``faint`` text regions (bool H x W), or
     None when they do not look like one. Bright and dark marks are both tried; of
     those whose undoing stays in range, the one whose strokes vanish best wins. A
     mark repeated across the photo (a tiled stock-photo mark) is then followed to the
-    copies the text detector missed."""
+    copies the text detector missed, and to the other text ``regions`` whose text
+    ``strokes`` it explains (letters of the mark over dark or busy ground stand out
+    like opaque text)."""
+    overlay = _mark(rgb, faint)
+    if overlay is None or regions is None or strokes is None:
+        return overlay
+    untouched = regions & (share_covered(regions, overlay.covers) < MIN_COVERED)
+    return _explain(rgb, untouched, strokes, overlay)
+
+
+def _mark(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
     if not faint.any():
         return None
     gray = cv2.cvtColor(quantize(rgb), cv2.COLOR_RGB2GRAY)
@@ -105,12 +123,90 @@ def find_overlay(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
     if not plausible:
         return None
     best = min(plausible, key=lambda reading: reading.contrast_left)
-    copies = _repeats(rgb, best.overlay)
-    if copies is not None and (copies & ~_grow(best.strokes, 2)).any():
-        repeated = _overlay(rgb, faint, best.strokes | copies, known=best.overlay)
-        if repeated.overlay is not None and repeated.out_of_range <= MAX_OUT_OF_RANGE_REPEATED:
-            return repeated.overlay
-    return best.overlay
+    # chosen on the vote's estimate (a refusal must not depend on fine-tuning), then made precise
+    sharp = _overlay(rgb, faint, best.strokes, sharpen=True)
+    if sharp.overlay is not None and sharp.out_of_range <= MAX_OUT_OF_RANGE:
+        best = sharp
+    repeats = _repeats(rgb, best.overlay)
+    if repeats is None:
+        return best.overlay
+    corners, basis, shape = repeats
+    copies = np.zeros(faint.shape, bool)
+    for x, y in corners:
+        _paste(copies, shape, int(round(x)), int(round(y)))
+    if not (copies & ~_grow(best.strokes, 2)).any():
+        return best.overlay
+    repeated = _overlay(rgb, faint, best.strokes | _grow(copies, 1), known=best.overlay)
+    if repeated.overlay is None or repeated.out_of_range > MAX_OUT_OF_RANGE_REPEATED:
+        return best.overlay
+    return _stamped(repeated.overlay, corners, shape.shape) if basis is not None else repeated.overlay
+
+
+def _stamped(overlay: Overlay, corners: list[tuple[float, float]], size: tuple[int, int]) -> Overlay:
+    """A tiled mark's alpha with one stamp at its copies: the per-pixel median of
+    the copies' alpha (the photo under each copy differs, the mark does not), placed
+    back at every copy with sub-pixel precision. Outside the copies' boxes (the rest
+    of a mark they were found by a piece of) ``overlay``'s own alpha stays; so does
+    all of it when too few copies lie wholly inside."""
+    h, w = size
+    rows, cols = overlay.alpha.shape
+    margin = 3  # the antialiased edge around the strokes
+    box = (w + 2 * margin, h + 2 * margin)
+    starts = [(x - margin, y - margin) for x, y in corners]
+    inside = [(x, y) for x, y in starts if x >= 0 and y >= 0 and x + box[0] <= cols - 1 and y + box[1] <= rows - 1]
+    if len(inside) < MIN_STAMP_COPIES:
+        return overlay
+    stamp = np.median([cv2.getRectSubPix(overlay.alpha, box, (x + (box[0] - 1) / 2, y + (box[1] - 1) / 2))
+                       for x, y in inside], axis=0)
+    alpha, boxes = np.zeros_like(overlay.alpha), np.zeros(overlay.alpha.shape, bool)
+    for x, y in starts:
+        _place(alpha, stamp, x, y)
+        _paste(boxes, np.ones(stamp.shape, bool), int(round(x)), int(round(y)))
+    return Overlay(np.where(boxes, alpha, overlay.alpha), overlay.colour, overlay.opacity)
+
+
+def _place(canvas: np.ndarray, patch: np.ndarray, x: float, y: float) -> None:
+    """``canvas = max(canvas, patch)`` with the patch's corner at the sub-pixel
+    point (x, y), clipped to the canvas."""
+    left, top = int(np.floor(x)), int(np.floor(y))
+    h, w = patch.shape
+    shifted = cv2.warpAffine(patch, np.float32([[1, 0, x - left], [0, 1, y - top]]), (w + 1, h + 1),
+                             flags=cv2.INTER_LINEAR)
+    rows, cols = canvas.shape
+    x0, y0, x1, y1 = max(0, left), max(0, top), min(cols, left + w + 1), min(rows, top + h + 1)
+    if x1 > x0 and y1 > y0:
+        region = canvas[y0:y1, x0:x1]
+        np.maximum(region, shifted[y0 - top:y1 - top, x0 - left:x1 - left], out=region)
+
+
+def _explain(rgb: np.ndarray, regions: np.ndarray, text: np.ndarray, overlay: Overlay) -> Overlay:
+    """``overlay`` extended to each of ``regions`` (bool H x W) whose ``text``
+    strokes it undoes: at the mark's opacity and colour the mark's strokes there
+    cover the text, stay in range and stop standing out. Opaque text does not: undone
+    at a lower opacity it is only dimmed."""
+    if not regions.any():
+        return overlay
+    width = _stroke_width(overlay.covers)
+    alpha = overlay.alpha.copy()
+    count, _, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
+    rows, cols = regions.shape
+    for x, y, w, h, _ in stats[1:]:
+        pad = 2 * width
+        window = np.s_[max(0, y - pad):min(rows, y + h + pad), max(0, x - pad):min(cols, x + w + pad)]
+        part = Overlay(alpha[window], overlay.colour, overlay.opacity)
+        region = regions[window]
+        evidence = _evidence(rgb[window], overlay.opacity, overlay.colour, width)
+        strokes = _thin((evidence >= 0.5 * overlay.opacity) & region)
+        reading = _overlay(rgb[window], region, strokes, known=part)
+        if (reading.overlay is not None and reading.out_of_range <= MAX_OUT_OF_RANGE
+                and reading.contrast_left <= MAX_LEFT_VISIBLE
+                and _share(reading.overlay.covers, text[window] & region) >= MIN_EXPLAINED):
+            np.maximum(alpha[window], reading.overlay.alpha, out=alpha[window])
+    return Overlay(alpha, overlay.colour, overlay.opacity)
+
+
+def _share(covers: np.ndarray, pixels: np.ndarray) -> float:
+    return float(covers[pixels].mean()) if pixels.any() else 0.0
 
 
 def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray) -> _Reading:
@@ -124,7 +220,8 @@ def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray) -> _Readi
     return _overlay(rgb, faint, _thin(alpha >= 0.5 * opacity))
 
 
-def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Overlay | None = None) -> _Reading:
+def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Overlay | None = None,
+             sharpen: bool = False) -> _Reading:
     """The mark fitted to ``strokes``; with ``known``, its opacity and colour are kept
     and only the alpha is fitted. A fresh fit whose undone strokes still stand out
     is refused: opaque text (a credit, a caption) taken for a faint mark, which
@@ -133,7 +230,7 @@ def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Ove
         return _Reading(1.0, None, strokes)
     if known is not None:
         opacity, colour, background = known.opacity, known.colour, _background(rgb, strokes)
-    elif (estimate := _fit(rgb, strokes)) is not None:
+    elif (estimate := _fit(rgb, strokes, sharpen)) is not None:
         opacity, colour, background = estimate
     else:
         return _Reading(1.0, None, strokes)
@@ -174,9 +271,11 @@ def _evidence(rgb: np.ndarray, opacity: float, colour: np.ndarray, width: int) -
     return _alpha(rgb, underneath, opacity, colour)
 
 
-def _repeats(rgb: np.ndarray, overlay: Overlay) -> np.ndarray | None:
-    """bool H x W: the strokes of every copy of the mark, or None when the mark has
-    no copy to learn from. Its most complete copy is matched against the evidence
+def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float]], np.ndarray | None,
+                                                         np.ndarray] | None:
+    """(top-left corners of every copy of the mark, the 2 x 2 basis of the lattice
+    they lie on or None, bool h x w strokes of one), or None when the mark has no
+    copy to learn from. Its most complete copy is matched against the evidence
     map of the whole photo (copies cut by the border included); the copies found
     are then averaged into a cleaner template (the photo under each differs, the
     mark does not) and matched once more."""
@@ -198,26 +297,23 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> np.ndarray | None:
         mean = np.mean([evidence[cy:cy + h, cx:cx + w] for cx, cy in inside], axis=0)
         shape = shape | (mean >= COPY_EVIDENCE * overlay.opacity)
         corners = _copies(evidence, shape, mean * shape, overlay.opacity)
-    corners = _on_lattice(corners, shape, evidence, overlay.opacity)
-    copies = np.zeros(covers.shape, bool)
-    for cx, cy in corners:
-        _paste(copies, shape, cx, cy)
-    return _grow(copies, 1)
+    return (*_on_lattice(corners, shape, evidence, overlay.opacity), shape)
 
 
 def _on_lattice(corners: list[tuple[int, int]], shape: np.ndarray, evidence: np.ndarray,
-                opacity: float) -> list[tuple[int, int]]:
+                opacity: float) -> tuple[list[tuple[float, float]], np.ndarray | None]:
     """The copies of a tiled mark (one stamp repeated at fixed steps): when most
     copies found lie on one lattice, its points instead, each whose copy touches the
     image and shows at least a trace of the mark or is mostly cut off by the border
     (chance matches off the lattice are dropped, copies the matching missed added);
-    otherwise the copies found, as they are."""
+    otherwise the copies found, as they are. The lattice's 2 x 2 basis comes with
+    them (None without one)."""
     if len(corners) < MIN_LATTICE_COPIES:
-        return corners
+        return corners, None
     points = np.asarray(corners, np.float64)
     lattice = _fit_lattice(points, min(shape.shape) / 2)
     if lattice is None:
-        return corners
+        return corners, None
     origin, basis = lattice
     h, w = shape.shape
     height, width = evidence.shape
@@ -225,15 +321,15 @@ def _on_lattice(corners: list[tuple[int, int]], shape: np.ndarray, evidence: np.
     kept = []
     for i in range(-span, span + 1):
         for j in range(-span, span + 1):
-            cx, cy = (int(v) for v in np.round(origin + i * basis[0] + j * basis[1]))
+            point = origin + i * basis[0] + j * basis[1]
             placed = np.zeros(evidence.shape, bool)
-            _paste(placed, shape, cx, cy)
+            _paste(placed, shape, *(int(v) for v in np.round(point)))
             if not placed.any():
                 continue
             cut_off = placed.sum() < 0.3 * shape.sum()
             if cut_off or np.median(evidence[placed]) >= GAP_EVIDENCE * opacity:
-                kept.append((cx, cy))
-    return kept
+                kept.append((float(point[0]), float(point[1])))
+    return kept, basis
 
 
 def _fit_lattice(points: np.ndarray, shortest: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -378,9 +474,9 @@ def _background(rgb: np.ndarray, strokes: np.ndarray) -> np.ndarray:
     return cv2.inpaint(quantize(rgb), around, 5, cv2.INPAINT_TELEA).astype(np.float32) / 255
 
 
-def _fit(rgb: np.ndarray, strokes: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
+def _fit(rgb: np.ndarray, strokes: np.ndarray, sharpen: bool = False) -> tuple[float, np.ndarray, np.ndarray] | None:
     """(opacity, colour, background estimate) from the stroke interiors, or None
-    when the opacity is implausible."""
+    when the opacity is implausible; ``sharpen``: made precise (``_sharpen``)."""
     background = _background(rgb, strokes)
     interior = _shrink(strokes, 1)
     if interior.sum() < 0.3 * strokes.sum():  # thin strokes vanish when shrunk: vote with all of them
@@ -388,7 +484,34 @@ def _fit(rgb: np.ndarray, strokes: np.ndarray) -> tuple[float, np.ndarray, np.nd
     opacity, grey = _vote((rgb - background)[interior], background[interior])
     if not OPACITY_RANGE[0] <= opacity <= OPACITY_RANGE[1]:
         return None
+    if sharpen:
+        opacity, grey = _sharpen(rgb, background, strokes, opacity, grey)
     return opacity, np.full(3, grey, np.float32), background
+
+
+def _sharpen(rgb: np.ndarray, background: np.ndarray, strokes: np.ndarray,
+             opacity: float, grey: float) -> tuple[float, float]:
+    """The vote's opacity and grey made precise (undoing amplifies their errors by
+    ``1 / (1 - a)``): the pair whose undoing makes the strokes' rim, just inside
+    their edge, continue the photo carried in from just outside (the median
+    difference, so photo detail under a few strokes cannot pull it)."""
+    depth = cv2.distanceTransform(strokes.astype(np.uint8), cv2.DIST_L2, 3)
+    rim = (depth > 1.5) & (depth <= 3.5)
+    if rim.sum() < max(50.0, MIN_RIM * strokes.sum()):  # thin strokes: no pixel wholly inside to judge by
+        return opacity, grey
+    marked, under = rgb[rim], background[rim]
+
+    def mismatch(a: float, g: float) -> float:
+        return float(np.median(np.abs((marked - a * g) / (1.0 - a) - under).mean(axis=1)))
+
+    def best(opacities: np.ndarray, greys: np.ndarray) -> tuple[float, float]:
+        opacities = opacities[(opacities >= OPACITY_RANGE[0]) & (opacities <= OPACITY_RANGE[1])]
+        _, a, g = min((mismatch(a, g), float(a), float(g)) for a in opacities for g in greys)
+        return a, g
+
+    steps = np.arange(-5, 6)
+    opacity, grey = best(opacity + 0.02 * steps, np.linspace(0.0, 1.0, 26))  # any grey: the vote's may be off
+    return best(opacity + 0.004 * steps, np.clip(grey + 0.01 * np.arange(-6, 7), 0.0, 1.0))
 
 
 def _vote(change: np.ndarray, under: np.ndarray) -> tuple[float, float]:

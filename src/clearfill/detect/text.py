@@ -205,10 +205,11 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
     if not config.strokes:
         return TextFinding(_grown(regions, regions, config.grow_pixels))
     found, faint = _strokes(rgb8, regions, config.faint_contrast)
-    overlay = find_overlay(rgb, faint) if config.unblend else None
+    overlay = find_overlay(rgb, faint, regions, found) if config.unblend else None
     if overlay is None:
         return TextFinding(_grown(found, regions, config.grow_pixels))
     # the mark's own pixels (its antialiased edge included) replace its regions' boxes
+    # (the strokes found in other regions stay: what the mark does not undo there is filled)
     accounted = share_covered(faint, overlay.covers) > 0  # the faint regions holding any of the mark
     return TextFinding(_grown(found & ~accounted, regions, config.grow_pixels) | overlay.covers, overlay)
 

@@ -69,6 +69,8 @@ class MaskPrepStage(Stage):
 
     def run(self, state: State) -> None:
         hole = prepare_hole(state.mask, self.config)
+        if state.unblended is not None:  # recovered from under a mark: the photo itself, not a fringe to fill
+            hole &= ~state.unblended
         if hole.all():
             raise InvalidInputError("mask covers the whole image: nothing is left to fill the hole from")
         state.hole = hole
