@@ -224,3 +224,33 @@ def test_kernels_thicker_than_a_line_of_text_are_dropped():
     assert regions[104, 150] and regions[96, 150]  # the line, grown back to its text
     assert not regions[280, 420:480].any()  # the blob is not text
     assert text_detection._regions(kernels, 1.6)[280, 420]  # without the limit it would be
+
+
+TEXT_BENCH = SHARED / "bench" / "text" / "make_text_bench.py"
+
+
+def text_bench_case(photo: str, style: str):
+    """One case of the text bench, drawn by its own generator: (image, visible text)."""
+    import importlib.util
+    import random
+
+    spec = importlib.util.spec_from_file_location("make_text_bench", TEXT_BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    picture = Image.open(SHARED / "bench" / "images_1024" / f"{photo}.png").convert("RGB")
+    rng = random.Random(f"20261125:dev:{photo}--{style}")  # the generator's own seed for the case
+    layer = bench.DRAW[style](picture.size, rng, bench.FONT_DIRS["dejavu"], "dev")
+    marked = Image.alpha_composite(picture.convert("RGBA"), layer).convert("RGB")
+    return np.asarray(marked, np.float32) / 255, np.asarray(layer)[..., 3] >= 26
+
+
+@requires_shared(TEXT_BENCH)
+def test_a_mark_is_followed_to_the_letters_the_detector_missed_on_busy_ground():
+    """The photo's detector finds 'MORNING' of a watermark and misses 'WALK' over a
+    red flower; on a picture of the mark's own evidence the whole line shows."""
+    image, visible = text_bench_case("mate_garden", "watermark")
+    followed = text_detection.detect_text(image)
+    alone = text_detection.detect_text(image, text_detection.TextConfig(follow_mark=False))
+    assert alone.overlay.covers[visible].mean() < 0.75
+    assert followed.overlay.covers[visible].mean() > 0.9
+    assert followed.mask[visible].mean() > 0.9

@@ -179,6 +179,27 @@ def _place(canvas: np.ndarray, patch: np.ndarray, x: float, y: float) -> None:
         np.maximum(region, shifted[y0 - top:y1 - top, x0 - left:x1 - left], out=region)
 
 
+def evidence_picture(rgb: np.ndarray, overlay: Overlay) -> np.ndarray:
+    """uint8 H x W x 3: how far each pixel moved towards the mark's colour, as a share
+    of the mark's opacity (white: as far as the mark's own strokes). The photo's
+    colours and shading drop out, so letters of the mark that hid in busy ground
+    stand out for the text detector."""
+    evidence = _evidence(rgb, overlay.opacity, overlay.colour, _stroke_width(overlay.covers))
+    grey = np.round(np.clip(evidence / overlay.opacity, 0.0, 1.0) * 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def follow(rgb: np.ndarray, overlay: Overlay, regions: np.ndarray) -> Overlay:
+    """``overlay`` followed into the text ``regions`` (bool H x W) found on its
+    evidence picture: the whole of those it hardly touches yet, the rest of those it
+    does (a line of which the photo's detector found only some letters)."""
+    width = _stroke_width(overlay.covers)
+    touched = share_covered(regions, overlay.covers) >= MIN_COVERED
+    candidates = regions & ~(touched & _grow(overlay.covers, width))
+    evidence = _evidence(rgb, overlay.opacity, overlay.colour, width)
+    return _explain(rgb, candidates, _thin((evidence >= 0.5 * overlay.opacity) & candidates), overlay)
+
+
 def _explain(rgb: np.ndarray, regions: np.ndarray, text: np.ndarray, overlay: Overlay) -> Overlay:
     """``overlay`` extended to each of ``regions`` (bool H x W) whose ``text``
     strokes it undoes: at the mark's opacity and colour the mark's strokes there

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ChecksumError, ModelNotAvailableError
 from ..imaging import quantize, share_covered
-from .marks import Overlay, find_overlay
+from .marks import Overlay, evidence_picture, find_overlay, follow
 
 DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
 DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"  # rapidocr-onnxruntime 1.4.4
@@ -42,6 +42,7 @@ class TextConfig:
     faint_contrast: float = 25.0  # below this the strokes are faint (semi-transparent): the whole region is kept
     grow_pixels: int = 4  # the antialiased edge and outline around strokes
     unblend: bool = True  # estimate semi-transparent marks' colour and opacity so they can be undone
+    follow_mark: bool = True  # look for the rest of such a mark on a picture of it alone (its evidence)
 
 
 def detector_path() -> Path:
@@ -196,22 +197,28 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
     the semi-transparent mark among it (``marks.Overlay``)."""
     detector = detector or TextDetector.shared()
     rgb8 = quantize(rgb)
-    variants = [rgb8, _enhanced(rgb8)] if config.enhance else [rgb8]
-    kernels = np.zeros(rgb8.shape[:2], np.float32)
-    for picture in variants:
-        for size in config.sizes:
-            np.maximum(kernels, detector.probability(picture, size), out=kernels)
-    regions = _regions(kernels > config.threshold, config.unclip, config.max_kernel_thickness)
+    regions = _text_regions(detector, [rgb8, _enhanced(rgb8)] if config.enhance else [rgb8], config)
     if not config.strokes:
         return TextFinding(_grown(regions, regions, config.grow_pixels))
     found, faint = _strokes(rgb8, regions, config.faint_contrast)
     overlay = find_overlay(rgb, faint, regions, found) if config.unblend else None
+    if overlay is not None and config.follow_mark:
+        overlay = follow(rgb, overlay, _text_regions(detector, [evidence_picture(rgb, overlay)], config))
     if overlay is None:
         return TextFinding(_grown(found, regions, config.grow_pixels))
     # the mark's own pixels (its antialiased edge included) replace its regions' boxes
     # (the strokes found in other regions stay: what the mark does not undo there is filled)
     accounted = share_covered(faint, overlay.covers) > 0  # the faint regions holding any of the mark
     return TextFinding(_grown(found & ~accounted, regions, config.grow_pixels) | overlay.covers, overlay)
+
+
+def _text_regions(detector: TextDetector, pictures: list[np.ndarray], config: TextConfig) -> np.ndarray:
+    """bool H x W: the text lines the detector sees on any of ``pictures`` at any size."""
+    kernels = np.zeros(pictures[0].shape[:2], np.float32)
+    for picture in pictures:
+        for size in config.sizes:
+            np.maximum(kernels, detector.probability(picture, size), out=kernels)
+    return _regions(kernels > config.threshold, config.unclip, config.max_kernel_thickness)
 
 
 def find_text(rgb: np.ndarray, config: TextConfig = TextConfig(), detector: TextDetector | None = None) -> np.ndarray:
