@@ -5,6 +5,7 @@ and API paths that use it instead of a painted mask."""
 import io as stdio
 import json
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -254,3 +255,15 @@ def test_a_mark_is_followed_to_the_letters_the_detector_missed_on_busy_ground():
     assert alone.overlay.covers[visible].mean() < 0.75
     assert followed.overlay.covers[visible].mean() > 0.9
     assert followed.mask[visible].mean() > 0.9
+
+
+def test_faint_regions_kept_whole_must_be_shaped_like_a_line():
+    regions = np.zeros((300, 400), np.uint8)
+    cv2.ellipse(regions, (100, 100), (40, 34), 0, 0, 360, 1, -1)  # a blob on petals
+    line = cv2.boxPoints(((260, 200), (200, 30), -30)).astype(np.int32)  # a rotated line of text
+    cv2.fillPoly(regions, [line], 1)
+    shaped = text_detection._line_shaped(regions.astype(bool), 1.3)
+    assert shaped[200, 260] and not shaped[100, 100]
+    regions[40:58, 300:318] = True  # one digit of a date stamp, read as its own region...
+    regions[40:58, 330:380] = True  # ...beside the rest of it
+    assert text_detection._line_shaped(regions.astype(bool), 1.3)[49, 309]

@@ -43,6 +43,7 @@ class TextConfig:
     grow_pixels: int = 4  # the antialiased edge and outline around strokes
     unblend: bool = True  # estimate semi-transparent marks' colour and opacity so they can be undone
     follow_mark: bool = True  # look for the rest of such a mark on a picture of it alone (its evidence)
+    min_line_aspect: float = 1.3  # a faint region kept whole must be this many times longer than thick
 
 
 def detector_path() -> Path:
@@ -204,12 +205,34 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
     overlay = find_overlay(rgb, faint, regions, found) if config.unblend else None
     if overlay is not None and config.follow_mark:
         overlay = follow(rgb, overlay, _text_regions(detector, [evidence_picture(rgb, overlay)], config))
-    if overlay is None:
-        return TextFinding(_grown(found, regions, config.grow_pixels))
     # the mark's own pixels (its antialiased edge included) replace its regions' boxes
     # (the strokes found in other regions stay: what the mark does not undo there is filled)
-    accounted = share_covered(faint, overlay.covers) > 0  # the faint regions holding any of the mark
-    return TextFinding(_grown(found & ~accounted, regions, config.grow_pixels) | overlay.covers, overlay)
+    covers = overlay.covers if overlay is not None else np.zeros(faint.shape, bool)
+    accounted = share_covered(faint, covers) > 0  # the faint regions holding any of the mark
+    # a faint region no mark accounts for is kept whole: it must at least be shaped like a line
+    blobs = faint & ~accounted & ~_line_shaped(faint, config.min_line_aspect)
+    return TextFinding(_grown(found & ~accounted & ~blobs, regions, config.grow_pixels) | covers, overlay)
+
+
+def _line_shaped(regions: np.ndarray, min_aspect: float) -> np.ndarray:
+    """bool H x W: the regions (connected parts of ``regions``) at least ``min_aspect``
+    times as long as they are thick, whichever way they run, or beside another region
+    (within their own length: a piece of a line). Texture the detector took for text
+    comes in lone round blobs; a line of text is long."""
+    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
+    shaped = np.zeros(count, bool)
+    for label in range(1, count):
+        region = labels == label
+        points = np.column_stack(np.nonzero(region)[::-1]).astype(np.float32)
+        _, (width, height), _ = cv2.minAreaRect(points)
+        length = max(width, height)
+        if length >= min_aspect * max(1.0, min(width, height)):
+            shaped[label] = True
+            continue
+        side = 2 * int(length) + 1
+        near = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0
+        shaped[label] = bool((near & regions & ~region).any())
+    return shaped[labels]
 
 
 def _text_regions(detector: TextDetector, pictures: list[np.ndarray], config: TextConfig) -> np.ndarray:
