@@ -162,7 +162,7 @@ def test_the_copies_of_a_tiled_mark_share_one_stamp():
     assert overlay is not None
     assert overlay.covers[visible].mean() > 0.98  # 0.95 with each copy's own alpha
     recovered, _ = overlay.undo(marked)
-    assert psnr(recovered, clean, grow(visible, 2)) > 29.5  # 28.9 with each copy's own alpha
+    assert psnr(recovered, clean, grow(visible, 2)) > 31  # 28.9 with each copy's own alpha, 30.2 with a linear shift
 
 
 def test_a_mark_is_followed_into_regions_the_detector_took_for_opaque_text():

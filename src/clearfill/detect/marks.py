@@ -56,6 +56,7 @@ LATTICE_TOLERANCE = 3.0  # pixels a copy may sit off its lattice point
 GAP_EVIDENCE = 0.25  # median opacity along a lattice copy's strokes, share of the mark's, for it to count
 TEMPLATE_CANDIDATES = 6  # pieces of the mark tried as the template for the repeat search
 MIN_RIM = 0.15  # share of stroke pixels wholly inside the strokes before the opacity is refined on them
+INTERPOLATION = cv2.INTER_CUBIC  # sub-pixel shifts of a stamp: linear softens its edges into a halo
 MIN_STAMP_COPIES = 5  # copies wholly inside the photo before their median stands for the mark
 MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one  # normalised correlation with the mark's best copy that counts as another copy
 TRIMMED_FIT = 0.6  # the share of stroke samples the opacity and colour are fitted to  # below this a pixel is not part of the mark
@@ -156,8 +157,8 @@ def _stamped(overlay: Overlay, corners: list[tuple[float, float]], size: tuple[i
     inside = [(x, y) for x, y in starts if x >= 0 and y >= 0 and x + box[0] <= cols - 1 and y + box[1] <= rows - 1]
     if len(inside) < MIN_STAMP_COPIES:
         return overlay
-    stamp = np.median([cv2.getRectSubPix(overlay.alpha, box, (x + (box[0] - 1) / 2, y + (box[1] - 1) / 2))
-                       for x, y in inside], axis=0)
+    stamp = np.median([cv2.warpAffine(overlay.alpha, np.float32([[1, 0, -x], [0, 1, -y]]), box, flags=INTERPOLATION)
+                       for x, y in inside], axis=0).clip(0.0, overlay.opacity)
     alpha, boxes = np.zeros_like(overlay.alpha), np.zeros(overlay.alpha.shape, bool)
     for x, y in starts:
         _place(alpha, stamp, x, y)
@@ -171,7 +172,7 @@ def _place(canvas: np.ndarray, patch: np.ndarray, x: float, y: float) -> None:
     left, top = int(np.floor(x)), int(np.floor(y))
     h, w = patch.shape
     shifted = cv2.warpAffine(patch, np.float32([[1, 0, x - left], [0, 1, y - top]]), (w + 1, h + 1),
-                             flags=cv2.INTER_LINEAR)
+                             flags=INTERPOLATION)
     rows, cols = canvas.shape
     x0, y0, x1, y1 = max(0, left), max(0, top), min(cols, left + w + 1), min(rows, top + h + 1)
     if x1 > x0 and y1 > y0:
