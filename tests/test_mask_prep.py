@@ -54,3 +54,20 @@ def test_grow_pixels_dilates_by_a_disk():
 def test_invalid_settings_are_refused(bad):
     with pytest.raises(ValueError):
         MaskPrepConfig(**bad)
+
+
+def test_growth_never_takes_back_pixels_recovered_from_under_a_mark():
+    """A speck the unblend stage left to the fill is grown like any hole, but not into
+    the pixels around it that undoing a semi-transparent mark already recovered."""
+    from clearfill.pipeline import State
+    from clearfill.stages.mask_prep import MaskPrepStage
+
+    mask = np.zeros((40, 40), np.float32)
+    mask[20, 20] = 1  # left to the fill
+    unblended = np.zeros((40, 40), bool)
+    unblended[15:26, 15:21] = True  # recovered, left of the speck
+    unblended[20, 20] = False
+    state = State(image=np.zeros((40, 40, 3), np.float32), mask=mask, unblended=unblended)
+    MaskPrepStage(MaskPrepConfig(grow_pixels=3.0)).run(state)
+    assert state.hole[20, 20] and state.hole[20, 22]  # grown to the right, where nothing was recovered
+    assert not state.hole[unblended].any()
