@@ -34,6 +34,7 @@ where the mark's colour equals the background's) are left to the fill.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -46,11 +47,11 @@ OPACITY_RANGE = (0.08, 0.8)  # outside it a "mark" is either invisible or nearly
 MAX_OUT_OF_RANGE = 0.12  # share of stroke pixels that undoing may push outside [0, 1] before it is refused
 MIN_COVERED = 0.12  # share of a faint region the mark's strokes must cover to account for its text
 MIN_EXPLAINED = 0.8  # share of another region's text strokes the mark must cover to account for them
-VISIBLE_ALPHA = 0.06
+VISIBLE_ALPHA = 0.06  # below this a pixel is not part of the mark
 MAX_LEFT_VISIBLE = 0.5  # undone strokes may keep at most this share of their contrast with the photo
 COPY_EVIDENCE = 0.5  # median opacity along a copy's strokes, as a share of the mark's, for it to count
 MAX_OUT_OF_RANGE_REPEATED = 0.3  # with opacity and colour known, out-of-range pixels are just left to the fill
-REPEAT_SCORE = 0.35
+REPEAT_SCORE = 0.35  # normalised correlation with the mark's best copy that counts as another copy
 MIN_LATTICE_COPIES = 6  # copies found before the rest of a lattice is filled in
 LATTICE_TOLERANCE = 3.0  # pixels a copy may sit off its lattice point
 GAP_EVIDENCE = 0.25  # median opacity along a lattice copy's strokes, share of the mark's, for it to count
@@ -58,8 +59,7 @@ TEMPLATE_CANDIDATES = 6  # pieces of the mark tried as the template for the repe
 MIN_RIM = 0.15  # share of stroke pixels wholly inside the strokes before the opacity is refined on them
 INTERPOLATION = cv2.INTER_CUBIC  # sub-pixel shifts of a stamp: linear softens its edges into a halo
 MIN_STAMP_COPIES = 5  # copies wholly inside the photo before their median stands for the mark
-MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one  # normalised correlation with the mark's best copy that counts as another copy
-TRIMMED_FIT = 0.6  # the share of stroke samples the opacity and colour are fitted to  # below this a pixel is not part of the mark
+MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one
 
 
 @dataclass(frozen=True)
@@ -180,24 +180,19 @@ def _place(canvas: np.ndarray, patch: np.ndarray, x: float, y: float) -> None:
         np.maximum(region, shifted[y0 - top:y1 - top, x0 - left:x1 - left], out=region)
 
 
-def evidence_picture(rgb: np.ndarray, overlay: Overlay) -> np.ndarray:
-    """uint8 H x W x 3: how far each pixel moved towards the mark's colour, as a share
-    of the mark's opacity (white: as far as the mark's own strokes). The photo's
-    colours and shading drop out, so letters of the mark that hid in busy ground
-    stand out for the text detector."""
-    evidence = _evidence(rgb, overlay.opacity, overlay.colour, _stroke_width(overlay.covers))
-    grey = np.round(np.clip(evidence / overlay.opacity, 0.0, 1.0) * 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
-
-
-def follow(rgb: np.ndarray, overlay: Overlay, regions: np.ndarray) -> Overlay:
-    """``overlay`` followed into the text ``regions`` (bool H x W) found on its
-    evidence picture: the whole of those it hardly touches yet, the rest of those it
-    does (a line of which the photo's detector found only some letters)."""
+def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], np.ndarray]) -> Overlay:
+    """``overlay`` followed into the text regions ``find_text`` (uint8 RGB picture ->
+    bool H x W regions) sees on a picture of the mark's evidence: how far each pixel
+    moved towards the mark's colour, as a share of its opacity. The photo's colours
+    and shading drop out there, so letters of the mark that hid in busy ground stand
+    out. It takes the whole of the regions it hardly touches yet, the rest of those
+    it does (a line of which the photo's detector found only some letters)."""
     width = _stroke_width(overlay.covers)
+    evidence = _evidence(rgb, overlay.opacity, overlay.colour, width)
+    grey = np.round(np.clip(evidence / overlay.opacity, 0.0, 1.0) * 255).astype(np.uint8)
+    regions = find_text(np.repeat(grey[..., None], 3, axis=2))
     touched = share_covered(regions, overlay.covers) >= MIN_COVERED
     candidates = regions & ~(touched & _grow(overlay.covers, width))
-    evidence = _evidence(rgb, overlay.opacity, overlay.colour, width)
     return _explain(rgb, candidates, _thin((evidence >= 0.5 * overlay.opacity) & candidates), overlay)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ChecksumError, ModelNotAvailableError
 from ..imaging import quantize, share_covered
-from .marks import Overlay, evidence_picture, find_overlay, follow
+from .marks import Overlay, find_overlay, follow
 
 DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
 DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"  # rapidocr-onnxruntime 1.4.4
@@ -204,7 +204,7 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
     found, faint = _strokes(rgb8, regions, config.faint_contrast)
     overlay = find_overlay(rgb, faint, regions, found) if config.unblend else None
     if overlay is not None and config.follow_mark:
-        overlay = follow(rgb, overlay, _text_regions(detector, [evidence_picture(rgb, overlay)], config))
+        overlay = follow(rgb, overlay, lambda picture: _text_regions(detector, [picture], config))
     # the mark's own pixels (its antialiased edge included) replace its regions' boxes
     # (the strokes found in other regions stay: what the mark does not undo there is filled)
     covers = overlay.covers if overlay is not None else np.zeros(faint.shape, bool)
