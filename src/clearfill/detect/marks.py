@@ -14,15 +14,19 @@ edge. Given ``alpha`` and ``c`` the photo comes back exactly: ``P = (I - alpha c
    precise: the pair whose undoing makes the strokes' rim continue the photo around;
 4. the strokes again, from every pixel's opacity against the photo with anything
    thinner than a stroke opened away, blobs wider than a stroke dropped;
-5. ``alpha`` per pixel: the projection of ``I - B`` onto ``c - B``, clipped to
-   ``[0, a]``, and exactly ``a`` in the stroke interiors.
+5. ``alpha`` per pixel: exactly ``a`` in the stroke interiors, 0 beyond their
+   antialiased edge, and across the edge the projection of ``I - B`` onto ``c - B``
+   (clipped to ``[0, a]``) with ``B`` carried in from both sides of the edge: the
+   photo outside, the interiors undone.
 
 A mark with several copies (a tiled stock-photo mark) is then followed to the copies
 the text detector missed: its cleanest piece is matched against the whole photo,
 the copies averaged and matched again, and snapped to the lattice they lie on; on
 a lattice, its alpha is one stamp (the per-pixel median of the copies' alpha) placed
 at every copy. The mark is also followed into other text regions it explains
-(its letters over dark or busy ground look like opaque text to the detector).
+(its letters over dark or busy ground look like opaque text to the detector) when
+its strokes there show the mark's one opacity (texture moved towards its colour does
+not).
 
 The estimate is refused (the regions are then simply inpainted) when the opacity is
 implausible, when undoing it would push many pixels out of range (a wrong colour or
@@ -47,6 +51,8 @@ OPACITY_RANGE = (0.08, 0.8)  # outside it a "mark" is either invisible or nearly
 MAX_OUT_OF_RANGE = 0.12  # share of stroke pixels that undoing may push outside [0, 1] before it is refused
 MIN_COVERED = 0.12  # share of a faint region the mark's strokes must cover to account for its text
 MIN_EXPLAINED = 0.8  # share of another region's text strokes the mark must cover to account for them
+MAX_LEFT_EXPLAINED = 0.6  # the same, for another region's strokes (they must also be steady: MIN_STEADY)
+MIN_STEADY = 0.4  # share of another region's strokes that must show the mark's own opacity (_steady)
 VISIBLE_ALPHA = 0.06  # below this a pixel is not part of the mark
 MAX_LEFT_VISIBLE = 0.5  # undone strokes may keep at most this share of their contrast with the photo
 COPY_EVIDENCE = 0.5  # median opacity along a copy's strokes, as a share of the mark's, for it to count
@@ -60,6 +66,8 @@ MIN_RIM = 0.15  # share of stroke pixels wholly inside the strokes before the op
 INTERPOLATION = cv2.INTER_CUBIC  # sub-pixel shifts of a stamp: linear softens its edges into a halo
 MIN_STAMP_COPIES = 5  # copies wholly inside the photo before their median stands for the mark
 MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one
+CORE_DEPTH = 2.0  # pixels inside the strokes' half-opacity edge beyond which alpha is the mark's opacity
+EDGE_REACH = 1.5  # pixels outside that edge beyond which the antialiasing has no alpha left
 
 
 @dataclass(frozen=True)
@@ -130,17 +138,40 @@ def _mark(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
         best = sharp
     repeats = _repeats(rgb, best.overlay)
     if repeats is None:
-        return best.overlay
+        return _settled(rgb, best.overlay)
     corners, basis, shape = repeats
     copies = np.zeros(faint.shape, bool)
     for x, y in corners:
         _paste(copies, shape, int(round(x)), int(round(y)))
     if not (copies & ~_grow(best.strokes, 2)).any():
-        return best.overlay
+        return _settled(rgb, best.overlay)
     repeated = _overlay(rgb, faint, best.strokes | _grow(copies, 1), known=best.overlay)
     if repeated.overlay is None or repeated.out_of_range > MAX_OUT_OF_RANGE_REPEATED:
-        return best.overlay
-    return _stamped(repeated.overlay, corners, shape.shape) if basis is not None else repeated.overlay
+        return _settled(rgb, best.overlay)
+    settled = _settled(rgb, repeated.overlay)
+    return _stamped(settled, corners, shape.shape) if basis is not None else settled
+
+
+def _settled(rgb: np.ndarray, overlay: Overlay, rounds: int = 2) -> Overlay:
+    """``overlay`` with the alpha across its strokes' antialiased edges estimated
+    again against the photo on both sides of the edge: outside, the photo as it is;
+    inside, the strokes' interiors undone at the mark's opacity. A band a few
+    pixels wide is then carried in from both sides, far closer to the truth than the
+    photo around the strokes carried in from outside alone (busy ground under a
+    letter's edge read as the mark and undone left an outline of every letter).
+    Pixels beyond the edge get no alpha; those deep inside get the mark's opacity."""
+    opacity, colour = overlay.opacity, overlay.colour
+    alpha, near = overlay.alpha, _grow(overlay.alpha > 0, 1)
+    for _ in range(rounds):
+        strokes = (alpha >= 0.5 * opacity).astype(np.uint8)
+        inside = cv2.distanceTransform(strokes, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) > CORE_DEPTH
+        edge = near & ~inside & (cv2.distanceTransform(1 - strokes, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= EDGE_REACH)
+        known = rgb.copy()
+        known[inside] = (rgb[inside] - opacity * colour) / (1.0 - opacity)
+        background = cv2.inpaint(quantize(known), edge.astype(np.uint8), 3,
+                                 cv2.INPAINT_TELEA).astype(np.float32) / 255
+        alpha = np.where(inside, opacity, np.where(edge, _alpha(rgb, background, opacity, colour), 0.0))
+    return Overlay(alpha.astype(np.float32), colour, opacity)
 
 
 def _stamped(overlay: Overlay, corners: list[tuple[float, float]], size: tuple[int, int]) -> Overlay:
@@ -212,14 +243,21 @@ def _explain(rgb: np.ndarray, regions: np.ndarray, text: np.ndarray, overlay: Ov
         window = np.s_[max(0, y - pad):min(rows, y + h + pad), max(0, x - pad):min(cols, x + w + pad)]
         part = Overlay(alpha[window], overlay.colour, overlay.opacity)
         region = regions[window]
-        evidence = _evidence(rgb[window], overlay.opacity, overlay.colour, width)
-        strokes = _thin((evidence >= 0.5 * overlay.opacity) & region)
+        moved = _moved_evidence(rgb[window], overlay.colour, width)
+        strokes = _thin((moved >= 0.5 * overlay.opacity) & region)
         reading = _overlay(rgb[window], region, strokes, known=part)
         if (reading.overlay is not None and reading.out_of_range <= MAX_OUT_OF_RANGE
-                and reading.contrast_left <= MAX_LEFT_VISIBLE
+                and reading.contrast_left <= MAX_LEFT_EXPLAINED
+                and _steady(moved[strokes], overlay.opacity) >= MIN_STEADY
                 and _share(reading.overlay.covers, text[window] & region) >= MIN_EXPLAINED):
-            np.maximum(alpha[window], reading.overlay.alpha, out=alpha[window])
+            np.maximum(alpha[window], _settled(rgb[window], reading.overlay).alpha, out=alpha[window])
     return Overlay(alpha, overlay.colour, overlay.opacity)
+
+
+def _steady(moved: np.ndarray, opacity: float) -> float:
+    """The share of stroke pixels that moved by the mark's own opacity (within 20%):
+    a mark's letters show one opacity, texture the detector took for letters does not."""
+    return float(np.mean(np.abs(moved - opacity) <= 0.2 * opacity)) if moved.size else 0.0
 
 
 def _share(covers: np.ndarray, pixels: np.ndarray) -> float:
@@ -279,13 +317,18 @@ def _stroke_width(strokes: np.ndarray) -> int:
 
 
 def _evidence(rgb: np.ndarray, opacity: float, colour: np.ndarray, width: int) -> np.ndarray:
-    """Per pixel, how far the mark would have moved it, judged against a background
+    """Per pixel, how far the mark would have moved it (``_moved_evidence``), within ``[0, opacity]``."""
+    return np.clip(_moved_evidence(rgb, colour, width), 0.0, opacity)
+
+
+def _moved_evidence(rgb: np.ndarray, colour: np.ndarray, width: int) -> np.ndarray:
+    """Per pixel, how far it moved towards ``colour``, judged against a background
     that needs no strokes yet: the photo with anything thinner than ``width``
     towards the mark's colour taken away (opening for bright marks, closing for dark)."""
     element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
     bright = float(colour.mean()) >= 0.5
     underneath = cv2.morphologyEx(rgb, cv2.MORPH_OPEN if bright else cv2.MORPH_CLOSE, element)
-    return _alpha(rgb, underneath, opacity, colour)
+    return _moved(rgb, underneath, colour)
 
 
 def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float]], np.ndarray | None,
@@ -554,10 +597,15 @@ def _vote(change: np.ndarray, under: np.ndarray) -> tuple[float, float]:
 
 
 def _alpha(rgb: np.ndarray, background: np.ndarray, opacity: float, colour: np.ndarray) -> np.ndarray:
-    """Per pixel: how far ``rgb`` moved from the background towards the colour."""
+    """Per pixel: how far ``rgb`` moved from the background towards the colour, within ``[0, opacity]``."""
+    return np.clip(_moved(rgb, background, colour), 0.0, opacity)
+
+
+def _moved(rgb: np.ndarray, background: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Per pixel: the projection of ``rgb - background`` onto ``colour - background``
+    (1: all the way to the colour; beyond 0..1 where the photo differs for its own reasons)."""
     towards = colour[None, None] - background
-    moved = np.sum((rgb - background) * towards, axis=2) / np.maximum(np.sum(towards ** 2, axis=2), 1e-3)
-    return np.clip(moved, 0.0, opacity)
+    return np.sum((rgb - background) * towards, axis=2) / np.maximum(np.sum(towards ** 2, axis=2), 1e-3)
 
 
 def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
