@@ -52,7 +52,9 @@ MAX_OUT_OF_RANGE = 0.12  # share of stroke pixels that undoing may push outside 
 MIN_COVERED = 0.12  # share of a faint region the mark's strokes must cover to account for its text
 MIN_EXPLAINED = 0.8  # share of another region's text strokes the mark must cover to account for them
 MAX_LEFT_EXPLAINED = 0.6  # the same, for another region's strokes (they must also be steady: MIN_STEADY)
+STEADY_TOLERANCE = 0.2  # a stroke pixel shows the mark's opacity when it moved by it within this share
 MIN_STEADY = 0.4  # share of another region's strokes that must show the mark's own opacity (_steady)
+MIN_STEADY_COPY = 0.3  # the same for a copy of a mark whose copies lie on no lattice
 VISIBLE_ALPHA = 0.06  # below this a pixel is not part of the mark
 MAX_LEFT_VISIBLE = 0.5  # undone strokes may keep at most this share of their contrast with the photo
 COPY_EVIDENCE = 0.5  # median opacity along a copy's strokes, as a share of the mark's, for it to count
@@ -136,18 +138,19 @@ def _mark(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
     sharp = _overlay(rgb, faint, best.strokes, sharpen=True)
     if sharp.overlay is not None and sharp.out_of_range <= MAX_OUT_OF_RANGE:
         best = sharp
-    repeats = _repeats(rgb, best.overlay)
+    mark, strokes = best.overlay, best.strokes
+    repeats = _repeats(rgb, mark)
     if repeats is None:
-        return _settled(rgb, best.overlay)
+        return _settled(rgb, mark)
     corners, basis, shape = repeats
     copies = np.zeros(faint.shape, bool)
     for x, y in corners:
         _paste(copies, shape, int(round(x)), int(round(y)))
-    if not (copies & ~_grow(best.strokes, 2)).any():
-        return _settled(rgb, best.overlay)
-    repeated = _overlay(rgb, faint, best.strokes | _grow(copies, 1), known=best.overlay)
+    if not (copies & ~_grow(strokes, 2)).any():
+        return _settled(rgb, mark)
+    repeated = _overlay(rgb, faint, strokes | _grow(copies, 1), known=mark)
     if repeated.overlay is None or repeated.out_of_range > MAX_OUT_OF_RANGE_REPEATED:
-        return _settled(rgb, best.overlay)
+        return _settled(rgb, mark)
     settled = _settled(rgb, repeated.overlay)
     return _stamped(settled, corners, shape.shape) if basis is not None else settled
 
@@ -255,9 +258,10 @@ def _explain(rgb: np.ndarray, regions: np.ndarray, text: np.ndarray, overlay: Ov
 
 
 def _steady(moved: np.ndarray, opacity: float) -> float:
-    """The share of stroke pixels that moved by the mark's own opacity (within 20%):
-    a mark's letters show one opacity, texture the detector took for letters does not."""
-    return float(np.mean(np.abs(moved - opacity) <= 0.2 * opacity)) if moved.size else 0.0
+    """The share of stroke pixels that moved by the mark's own opacity (within
+    STEADY_TOLERANCE): a mark's letters show one opacity, texture the detector took
+    for letters does not."""
+    return float(np.mean(np.abs(moved - opacity) <= STEADY_TOLERANCE * opacity)) if moved.size else 0.0
 
 
 def _share(covers: np.ndarray, pixels: np.ndarray) -> float:
@@ -340,11 +344,12 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     are then averaged into a cleaner template (the photo under each differs, the
     mark does not) and matched once more."""
     covers = overlay.covers
-    evidence = _evidence(rgb, overlay.opacity, overlay.colour, _stroke_width(covers))
+    moved = _moved_evidence(rgb, overlay.colour, _stroke_width(covers))
+    evidence = np.clip(moved, 0.0, overlay.opacity)
     best = (0, [], None)
     for x, y, w, h in _copy_candidates(covers):  # the piece that finds the most copies is the cleanest
         shape = covers[y:y + h, x:x + w]
-        corners = _copies(evidence, shape, evidence[y:y + h, x:x + w] * shape, overlay.opacity)
+        corners = _copies(moved, shape, evidence[y:y + h, x:x + w] * shape, overlay.opacity)
         if len(corners) > best[0]:
             best = (len(corners), corners, shape)
     found, corners, shape = best
@@ -356,8 +361,16 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     if len(inside) >= 3:
         mean = np.mean([evidence[cy:cy + h, cx:cx + w] for cx, cy in inside], axis=0)
         shape = shape | (mean >= COPY_EVIDENCE * overlay.opacity)
-        corners = _copies(evidence, shape, mean * shape, overlay.opacity)
-    return (*_on_lattice(corners, shape, evidence, overlay.opacity), shape)
+        corners = _copies(moved, shape, mean * shape, overlay.opacity)
+    corners, basis = _on_lattice(corners, shape, evidence, overlay.opacity)
+    if basis is None:
+        # off a lattice, chance matches are likelier (dark hair for a black mark): each copy
+        # must show the mark's one opacity, which such a match reaches in places only
+        corners = [(x, y) for x, y in corners
+                   if _steady(moved[_placed(shape, x, y, moved.shape)], overlay.opacity) >= MIN_STEADY_COPY]
+        if len(corners) < MIN_COPIES:
+            return None
+    return corners, basis, shape
 
 
 def _on_lattice(corners: list[tuple[int, int]], shape: np.ndarray, evidence: np.ndarray,
@@ -382,8 +395,7 @@ def _on_lattice(corners: list[tuple[int, int]], shape: np.ndarray, evidence: np.
     for i in range(-span, span + 1):
         for j in range(-span, span + 1):
             point = origin + i * basis[0] + j * basis[1]
-            placed = np.zeros(evidence.shape, bool)
-            _paste(placed, shape, *(int(v) for v in np.round(point)))
+            placed = _placed(shape, *point, evidence.shape)
             if not placed.any():
                 continue
             cut_off = placed.sum() < 0.3 * shape.sum()
@@ -426,22 +438,30 @@ def _fit_lattice(points: np.ndarray, shortest: float) -> tuple[np.ndarray, np.nd
     return origin + solution[0], solution[1:]
 
 
-def _copies(evidence: np.ndarray, shape: np.ndarray, template: np.ndarray, opacity: float) -> list[tuple[int, int]]:
+def _copies(moved: np.ndarray, shape: np.ndarray, template: np.ndarray, opacity: float) -> list[tuple[int, int]]:
     """Top-left corners (may lie outside the image) where ``template`` matches the
-    evidence map and the copy's strokes show the mark's opacity."""
+    evidence map (``moved`` within ``[0, opacity]``) and the copy's strokes show
+    the mark's opacity."""
     if template.std() == 0:
         return []
     h, w = shape.shape
+    evidence = np.clip(moved, 0.0, opacity)
     padded = np.pad(evidence, ((h, h), (w, w))).astype(np.float32)
     score = cv2.matchTemplate(padded, template.astype(np.float32), cv2.TM_CCOEFF_NORMED)
     corners = []
     for left, top in _peaks(score, (w, h), REPEAT_SCORE):
-        placed = np.zeros(evidence.shape, bool)
-        _paste(placed, shape, left - w, top - h)
+        placed = _placed(shape, left - w, top - h, evidence.shape)
         # a copy shows the mark's own opacity along its strokes; a chance match does not
         if placed.any() and np.median(evidence[placed]) >= COPY_EVIDENCE * opacity:
             corners.append((left - w, top - h))
     return corners
+
+
+def _placed(shape: np.ndarray, x0: float, y0: float, size: tuple[int, ...]) -> np.ndarray:
+    """bool ``size``: ``shape`` with its corner at (x0, y0) (rounded), clipped."""
+    placed = np.zeros(size, bool)
+    _paste(placed, shape, int(round(x0)), int(round(y0)))
+    return placed
 
 
 def _paste(canvas: np.ndarray, shape: np.ndarray, x0: int, y0: int) -> None:
