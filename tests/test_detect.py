@@ -270,6 +270,18 @@ def test_chance_matches_off_a_lattice_are_not_taken_for_copies_of_the_mark():
     assert found.overlay.covers[far].mean() < 0.01  # 0.06 without the test of one opacity
 
 
+@requires_shared(TEXT_BENCH)
+def test_a_tiled_mark_is_learnt_from_one_copy_not_from_copies_joined_by_petals():
+    """On the yellow flower, dark petal edges read as the mark join several copies of
+    a tiled mark into one piece; used as the template, its copies overlap and too few
+    lie wholly inside the photo to make a stamp, so every petal edge was undone."""
+    image, visible = text_bench_case("mate_yellowflower", "tiled")
+    found = text_detection.detect_text(image)
+    assert found.overlay is not None and found.overlay.covers[visible].mean() > 0.9
+    beside = ~(cv2.dilate(visible.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
+    assert found.overlay.covers[beside].sum() < 0.15 * visible.sum()  # 0.65 from the joined piece
+
+
 def test_faint_regions_kept_whole_must_be_shaped_like_a_line():
     regions = np.zeros((300, 400), np.uint8)
     cv2.ellipse(regions, (100, 100), (40, 34), 0, 0, 360, 1, -1)  # a blob on petals

@@ -67,6 +67,7 @@ TEMPLATE_CANDIDATES = 6  # pieces of the mark tried as the template for the repe
 MIN_RIM = 0.15  # share of stroke pixels wholly inside the strokes before the opacity is refined on them
 INTERPOLATION = cv2.INTER_CUBIC  # sub-pixel shifts of a stamp: linear softens its edges into a halo
 MIN_STAMP_COPIES = 5  # copies wholly inside the photo before their median stands for the mark
+MAX_COPY_OVERLAP = 0.1  # share of copies' strokes that may overlap another copy's (a piece of one copy)
 MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one
 CORE_DEPTH = 2.0  # pixels inside the strokes' half-opacity edge beyond which alpha is the mark's opacity
 EDGE_REACH = 1.5  # pixels outside that edge beyond which the antialiasing has no alpha left
@@ -346,13 +347,19 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     covers = overlay.covers
     moved = _moved_evidence(rgb, overlay.colour, _stroke_width(covers))
     evidence = np.clip(moved, 0.0, overlay.opacity)
-    best = (0, [], None)
-    for x, y, w, h in _copy_candidates(covers):  # the piece that finds the most copies is the cleanest
+    # the piece that finds the most copies is the cleanest, unless its copies overlap: it holds
+    # several copies joined by photo detail taken for the mark (a piece of one copy is better)
+    best, largest = ((False, 0), [], None), 0
+    for size, (x, y, w, h) in _copy_candidates(covers):
+        if size < 0.5 * largest:  # whole copies only: a stray letter would match letters of the mark itself
+            break
         shape = covers[y:y + h, x:x + w]
         corners = _copies(moved, shape, evidence[y:y + h, x:x + w] * shape, overlay.opacity)
-        if len(corners) > best[0]:
-            best = (len(corners), corners, shape)
-    found, corners, shape = best
+        single = len(corners) < MIN_COPIES or not _overlapping(shape, corners, covers.shape)
+        largest = max(largest, size) if single else largest
+        if (single, len(corners)) > best[0]:
+            best = ((single, len(corners)), corners, shape)
+    (_, found), corners, shape = best
     if found < MIN_COPIES:  # a single mark (its own match and a chance one or two)
         return None
     h, w = shape.shape
@@ -473,9 +480,18 @@ def _paste(canvas: np.ndarray, shape: np.ndarray, x0: int, y0: int) -> None:
         canvas[iy0:iy1, ix0:ix1] |= shape[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
 
 
-def _copy_candidates(covers: np.ndarray, count: int = TEMPLATE_CANDIDATES) -> list[tuple[int, int, int, int]]:
-    """(x, y, w, h) of the mark's largest pieces away from the border (letters joined,
-    a few pixels of margin included), largest first, none under half the largest."""
+def _overlapping(shape: np.ndarray, corners: list[tuple[int, int]], size: tuple[int, int]) -> bool:
+    """Whether copies of ``shape`` placed at ``corners`` overlap: the piece holds more
+    than one copy of the mark, so each of its matches lands on copies another took."""
+    placed = np.zeros(size, np.int32)
+    for x, y in corners:
+        placed += _placed(shape, x, y, size)
+    return bool(np.sum(placed > 1) > MAX_COPY_OVERLAP * max(1, np.sum(placed > 0)))
+
+
+def _copy_candidates(covers: np.ndarray, count: int = TEMPLATE_CANDIDATES) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """(pixels of the mark, (x, y, w, h)) of the mark's largest pieces away from the
+    border (letters joined, a few pixels of margin included), largest first."""
     reach = max(9, 2 * _stroke_width(covers))  # letters of one copy join, copies (a word apart) do not
     joined = cv2.dilate(covers.astype(np.uint8), np.ones((reach, reach), np.uint8))
     labels_count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
@@ -484,9 +500,7 @@ def _copy_candidates(covers: np.ndarray, count: int = TEMPLATE_CANDIDATES) -> li
     pieces = [(int(area[label]), tuple(int(v) for v in stats[label, :4])) for label in range(1, labels_count)]
     inside = [(size, box) for size, box in pieces
               if box[0] > 2 and box[1] > 2 and box[0] + box[2] < width - 2 and box[1] + box[3] < height - 2]
-    ranked = sorted(inside, reverse=True)[:count]
-    # whole copies only: a stray letter or speck would match letters of the mark itself
-    return [box for size, box in ranked if size >= 0.5 * ranked[0][0]]
+    return sorted(inside, reverse=True)[:count]
 
 
 def _peaks(score: np.ndarray, size: tuple[int, int], threshold: float) -> list[tuple[int, int]]:
