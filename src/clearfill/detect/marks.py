@@ -51,12 +51,12 @@ OPACITY_RANGE = (0.08, 0.8)  # outside it a "mark" is either invisible or nearly
 MAX_OUT_OF_RANGE = 0.12  # share of stroke pixels that undoing may push outside [0, 1] before it is refused
 MIN_COVERED = 0.12  # share of a faint region the mark's strokes must cover to account for its text
 MIN_EXPLAINED = 0.8  # share of another region's text strokes the mark must cover to account for them
-MAX_LEFT_EXPLAINED = 0.6  # the same, for another region's strokes (they must also be steady: MIN_STEADY)
 STEADY_TOLERANCE = 0.2  # a stroke pixel shows the mark's opacity when it moved by it within this share
 MIN_STEADY = 0.4  # share of another region's strokes that must show the mark's own opacity (_steady)
 MIN_STEADY_COPY = 0.3  # the same for a copy of a mark whose copies lie on no lattice
 VISIBLE_ALPHA = 0.06  # below this a pixel is not part of the mark
 MAX_LEFT_VISIBLE = 0.5  # undone strokes may keep at most this share of their contrast with the photo
+MAX_LEFT_EXPLAINED = 0.6  # the same, for another region's strokes (they must also be steady: MIN_STEADY)
 COPY_EVIDENCE = 0.5  # median opacity along a copy's strokes, as a share of the mark's, for it to count
 MAX_OUT_OF_RANGE_REPEATED = 0.3  # with opacity and colour known, out-of-range pixels are just left to the fill
 REPEAT_SCORE = 0.35  # normalised correlation with the mark's best copy that counts as another copy
@@ -139,19 +139,18 @@ def _mark(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
     sharp = _overlay(rgb, faint, best.strokes, sharpen=True)
     if sharp.overlay is not None and sharp.out_of_range <= MAX_OUT_OF_RANGE:
         best = sharp
-    mark, strokes = best.overlay, best.strokes
-    repeats = _repeats(rgb, mark)
+    repeats = _repeats(rgb, best.overlay)
     if repeats is None:
-        return _settled(rgb, mark)
+        return _settled(rgb, best.overlay)
     corners, basis, shape = repeats
     copies = np.zeros(faint.shape, bool)
     for x, y in corners:
         _paste(copies, shape, int(round(x)), int(round(y)))
-    if not (copies & ~_grow(strokes, 2)).any():
-        return _settled(rgb, mark)
-    repeated = _overlay(rgb, faint, strokes | _grow(copies, 1), known=mark)
+    if not (copies & ~_grow(best.strokes, 2)).any():
+        return _settled(rgb, best.overlay)
+    repeated = _overlay(rgb, faint, best.strokes | _grow(copies, 1), known=best.overlay)
     if repeated.overlay is None or repeated.out_of_range > MAX_OUT_OF_RANGE_REPEATED:
-        return _settled(rgb, mark)
+        return _settled(rgb, best.overlay)
     settled = _settled(rgb, repeated.overlay)
     return _stamped(settled, corners, shape.shape) if basis is not None else settled
 
@@ -354,7 +353,7 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
         if size < 0.5 * largest:  # whole copies only: a stray letter would match letters of the mark itself
             break
         shape = covers[y:y + h, x:x + w]
-        corners = _copies(moved, shape, evidence[y:y + h, x:x + w] * shape, overlay.opacity)
+        corners = _copies(evidence, shape, evidence[y:y + h, x:x + w] * shape, overlay.opacity)
         single = len(corners) < MIN_COPIES or not _overlapping(shape, corners, covers.shape)
         largest = max(largest, size) if single else largest
         if (single, len(corners)) > best[0]:
@@ -368,7 +367,7 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     if len(inside) >= 3:
         mean = np.mean([evidence[cy:cy + h, cx:cx + w] for cx, cy in inside], axis=0)
         shape = shape | (mean >= COPY_EVIDENCE * overlay.opacity)
-        corners = _copies(moved, shape, mean * shape, overlay.opacity)
+        corners = _copies(evidence, shape, mean * shape, overlay.opacity)
     corners, basis = _on_lattice(corners, shape, evidence, overlay.opacity)
     if basis is None:
         # off a lattice, chance matches are likelier (dark hair for a black mark): each copy
@@ -445,14 +444,12 @@ def _fit_lattice(points: np.ndarray, shortest: float) -> tuple[np.ndarray, np.nd
     return origin + solution[0], solution[1:]
 
 
-def _copies(moved: np.ndarray, shape: np.ndarray, template: np.ndarray, opacity: float) -> list[tuple[int, int]]:
+def _copies(evidence: np.ndarray, shape: np.ndarray, template: np.ndarray, opacity: float) -> list[tuple[int, int]]:
     """Top-left corners (may lie outside the image) where ``template`` matches the
-    evidence map (``moved`` within ``[0, opacity]``) and the copy's strokes show
-    the mark's opacity."""
+    evidence map and the copy's strokes show the mark's opacity."""
     if template.std() == 0:
         return []
     h, w = shape.shape
-    evidence = np.clip(moved, 0.0, opacity)
     padded = np.pad(evidence, ((h, h), (w, w))).astype(np.float32)
     score = cv2.matchTemplate(padded, template.astype(np.float32), cv2.TM_CCOEFF_NORMED)
     corners = []
