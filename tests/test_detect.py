@@ -292,3 +292,30 @@ def test_faint_regions_kept_whole_must_be_shaped_like_a_line():
     regions[40:58, 300:318] = True  # one digit of a date stamp, read as its own region...
     regions[40:58, 330:380] = True  # ...beside the rest of it
     assert text_detection._line_shaped(regions.astype(bool), 1.3)[49, 309]
+
+
+def test_the_mask_takes_in_an_outlines_soft_edge_but_not_the_ground_beside_plain_text():
+    """A white bar with a black outline whose soft edge reaches past the fixed growth,
+    and a plain white bar, on grainy brown ground (the mask as grown so far is given)."""
+    rng = np.random.default_rng(0)
+    ground = np.clip(rng.normal((150, 100, 60), 5, (120, 300, 3)), 0, 255)
+    outlined, plain = np.zeros((120, 300), np.uint8), np.zeros((120, 300), np.uint8)
+    outlined[50:70, 30:130] = 1
+    plain[50:70, 170:270] = 1
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
+    outline = cv2.GaussianBlur(cv2.dilate(outlined, disk).astype(np.float32), (0, 0), 1.2)
+    pixels = np.where((outlined | plain)[..., None] > 0, 255.0, ground * (1 - outline[..., None])).astype(np.uint8)
+    grown = cv2.dilate(outlined | plain, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
+    assert grown[outline >= 0.1].mean() < 0.8  # the fixed growth stops inside the outline
+    found = text_detection._with_fringe(pixels, grown, 3)
+    assert found[outline >= 0.1].all()
+    assert not (found & ~grown)[:, 150:].any()  # grain beside plain text does not stand apart
+
+
+@requires_shared(TEXT_BENCH)
+def test_a_captions_outline_is_found_to_its_soft_outer_edge():
+    image, visible = text_bench_case("lomiri_wine", "caption")
+    found = text_detection.detect_text(image).mask
+    cut = text_detection.detect_text(image, text_detection.TextConfig(fringe_pixels=0)).mask
+    assert found[visible].mean() >= 0.98
+    assert cut[visible].mean() < 0.95  # 0.92: the outline's outer pixel all along the caption

@@ -27,6 +27,7 @@ from .marks import Overlay, find_overlay, follow
 
 DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
 DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"  # rapidocr-onnxruntime 1.4.4
+APART = 3.0  # Lab units beyond the ground's own spread (90th percentile) before a colour stands apart from it
 MISSING = ("text detection needs PP-OCRv4's detector: pip install 'clearfill[detect]' and "
            "pip install --no-deps rapidocr-onnxruntime==1.4.4")
 
@@ -41,6 +42,7 @@ class TextConfig:
     strokes: bool = True  # keep only the strokes inside each region, not the whole region
     faint_contrast: float = 25.0  # below this the strokes are faint (semi-transparent): the whole region is kept
     grow_pixels: int = 4  # the antialiased edge and outline around strokes
+    fringe_pixels: int = 3  # then further, while pixels still stand apart from the ground (an outline's or shadow's edge)
     unblend: bool = True  # estimate semi-transparent marks' colour and opacity so they can be undone
     follow_mark: bool = True  # look for the rest of such a mark on a picture of it alone (its evidence)
     min_line_aspect: float = 1.3  # a faint region kept whole must be this many times longer than thick
@@ -153,15 +155,11 @@ def _strokes(rgb8: np.ndarray, regions: np.ndarray, faint_contrast: float) -> tu
             out[y0:y1, x0:x1] |= region
             faint[y0:y1, x0:x1] |= region
             continue
-        background = colours[ring]
-        centres = _centres(background)
-        distance = np.min(np.linalg.norm(colours[..., None, :] - centres[None, None], axis=-1), axis=-1)
+        distance, ring_spread = _apart_from_ground(colours, colours[ring])
         inside = distance[region]
-        ring_spread = float(np.percentile(np.min(np.linalg.norm(background[:, None] - centres[None], axis=-1),
-                                                 axis=-1), 90))
         split, _ = cv2.threshold(np.clip(inside, 0, 255).astype(np.uint8)[:, None], 0, 255,
                                  cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        cut = max(float(split), ring_spread + 3.0)
+        cut = max(float(split), ring_spread + APART)
         strokes = region & (distance > cut)
         contrast = float(np.median(distance[strokes])) - ring_spread if strokes.any() else 0.0
         share = strokes.sum() / max(1, region.sum())
@@ -171,6 +169,50 @@ def _strokes(rgb8: np.ndarray, regions: np.ndarray, faint_contrast: float) -> tu
         if not clear:
             faint[y0:y1, x0:x1] |= region
     return out, faint
+
+
+def _apart_from_ground(colours: np.ndarray, ground: np.ndarray) -> tuple[np.ndarray, float]:
+    """(each of ``colours``' Lab distance to the nearest of a few colours describing
+    the ``ground`` samples, the distance that 90% of the ground itself stays within)."""
+    centres = _centres(ground)
+    distance = np.min(np.linalg.norm(colours[..., None, :] - centres, axis=-1), axis=-1)
+    spread = float(np.percentile(np.min(np.linalg.norm(ground[:, None] - centres[None], axis=-1), axis=-1), 90))
+    return distance, spread
+
+
+def _with_fringe(rgb8: np.ndarray, text: np.ndarray, pixels: int) -> np.ndarray:
+    """``text`` grown by up to ``pixels`` more through the pixels that still stand
+    apart from the ground beyond them: the soft outer edge of a caption's outline or
+    a credit's shadow, which a fixed growth cuts (and a fill then smears inward)."""
+    if not pixels or not text.any():
+        return text
+    lab = cv2.cvtColor(rgb8, cv2.COLOR_RGB2LAB).astype(np.float32)
+    reach, ground_width = pixels + 1, 3
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)
+    near = cv2.dilate(text.astype(np.uint8), disk) > 0
+    beyond = cv2.dilate(near.astype(np.uint8), np.ones((2 * ground_width + 1,) * 2, np.uint8)) > 0
+    out = text.copy()
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(beyond.astype(np.uint8), connectivity=8)
+    for label in range(1, count):
+        x, y, w, h, _ = stats[label]
+        box = np.s_[y:y + h, x:x + w]
+        line = labels[box] == label
+        ground = line & ~near[box]
+        if ground.sum() < 8:
+            continue
+        distance, spread = _apart_from_ground(lab[box], lab[box][ground])
+        edge = line & near[box] & ~text[box] & (distance > spread + APART)
+        grown = text[box].copy()
+        for _ in range(pixels):  # only what touches the text, one pixel at a time
+            grown |= _dilated(grown) & edge
+        # the edge fades out over one more pixel than stands apart (only where an edge was found)
+        out[box] |= grown | (_dilated(grown & ~text[box]) & line)
+    return out
+
+
+def _dilated(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by one pixel, diagonals included."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def _centres(samples: np.ndarray, k: int = 3) -> np.ndarray:
@@ -211,7 +253,8 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
     accounted = share_covered(faint, covers) > 0  # the faint regions holding any of the mark
     # a faint region no mark accounts for is kept whole: it must at least be shaped like a line
     blobs = faint & ~accounted & ~_line_shaped(faint, config.min_line_aspect)
-    return TextFinding(_grown(found & ~accounted & ~blobs, regions, config.grow_pixels) | covers, overlay)
+    text = _grown(found & ~accounted & ~blobs, regions, config.grow_pixels)
+    return TextFinding(_with_fringe(rgb8, text, config.fringe_pixels) | covers, overlay)
 
 
 def _line_shaped(regions: np.ndarray, min_aspect: float) -> np.ndarray:
