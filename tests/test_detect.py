@@ -319,3 +319,33 @@ def test_a_captions_outline_is_found_to_its_soft_outer_edge():
     cut = text_detection.detect_text(image, text_detection.TextConfig(fringe_pixels=0)).mask
     assert found[visible].mean() >= 0.98
     assert cut[visible].mean() < 0.95  # 0.92: the outline's outer pixel all along the caption
+
+
+def test_a_faint_region_only_one_view_saw_is_kept_only_beside_text_more_views_saw():
+    regions = np.zeros((400, 400), bool)
+    seen = np.zeros((400, 400), np.int32)
+    regions[20:50, 20:200] = True  # texture: one size of one picture fired on it
+    seen[20:50, 20:200] = 1
+    regions[320:350, 20:120] = True  # part of a date stamp all four views saw...
+    seen[320:350, 20:120] = 4
+    regions[320:350, 140:160] = True  # ...and its last digits, which only one view saw
+    seen[320:350, 140:160] = 1
+    regions[320:350, 170:210] = True
+    seen[320:350, 170:210] = 1
+    enough = text_detection._seen_enough(regions, seen, 2)
+    assert not enough[35, 100]
+    assert enough[335, 60] and enough[335, 150] and enough[335, 190]
+    seen[320:350, 20:120] = 1  # no piece of the date stamp seen twice: nothing vouches for it
+    assert not text_detection._seen_enough(regions, seen, 2)[335].any()
+
+
+@requires_shared(TEXT_BENCH)
+def test_texture_one_view_took_for_text_is_not_filled_and_a_faint_date_stamp_is():
+    """The detector's larger view of the forest path sees a line of text among the
+    trunks; no other view does. On the dune, a date stamp's faint last digits show on
+    one view only, beside digits that every view sees."""
+    image, visible = text_bench_case("plasma_path", "datestamp")
+    far = ~(cv2.dilate(visible.astype(np.uint8), np.ones((61, 61), np.uint8)) > 0)
+    assert text_detection.detect_text(image).mask[far].mean() < 0.002  # 0.026 when one view was enough
+    image, visible = text_bench_case("mate_dune", "datestamp")
+    assert text_detection.detect_text(image).mask[visible].mean() > 0.98

@@ -27,6 +27,7 @@ from .marks import Overlay, find_overlay, follow
 
 DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
 DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"  # rapidocr-onnxruntime 1.4.4
+MIN_SIGHTING = 0.05  # share of a text line a view's kernel must cover for that view to have seen it
 APART = 3.0  # Lab units beyond the ground's own spread (90th percentile) before a colour stands apart from it
 MISSING = ("text detection needs PP-OCRv4's detector: pip install 'clearfill[detect]' and "
            "pip install --no-deps rapidocr-onnxruntime==1.4.4")
@@ -42,10 +43,11 @@ class TextConfig:
     strokes: bool = True  # keep only the strokes inside each region, not the whole region
     faint_contrast: float = 25.0  # below this the strokes are faint (semi-transparent): the whole region is kept
     grow_pixels: int = 4  # the antialiased edge and outline around strokes
-    fringe_pixels: int = 3  # then further, while pixels still stand apart from the ground (an outline's or shadow's edge)
+    fringe_pixels: int = 3  # then on while pixels still stand apart from the ground (an outline's or shadow's edge)
     unblend: bool = True  # estimate semi-transparent marks' colour and opacity so they can be undone
     follow_mark: bool = True  # look for the rest of such a mark on a picture of it alone (its evidence)
     min_line_aspect: float = 1.3  # a faint region kept whole must be this many times longer than thick
+    min_views: int = 2  # ...and seen on this many of the detector's views (picture x size), or continue a line that is
 
 
 def detector_path() -> Path:
@@ -240,7 +242,7 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
     the semi-transparent mark among it (``marks.Overlay``)."""
     detector = detector or TextDetector.shared()
     rgb8 = quantize(rgb)
-    regions = _text_regions(detector, [rgb8, _enhanced(rgb8)] if config.enhance else [rgb8], config)
+    regions, seen = _sightings(detector, [rgb8, _enhanced(rgb8)] if config.enhance else [rgb8], config)
     if not config.strokes:
         return TextFinding(_grown(regions, regions, config.grow_pixels))
     found, faint = _strokes(rgb8, regions, config.faint_contrast)
@@ -251,8 +253,10 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
     # (the strokes found in other regions stay: what the mark does not undo there is filled)
     covers = overlay.covers if overlay is not None else np.zeros(faint.shape, bool)
     accounted = share_covered(faint, covers) > 0  # the faint regions holding any of the mark
-    # a faint region no mark accounts for is kept whole: it must at least be shaped like a line
-    blobs = faint & ~accounted & ~_line_shaped(faint, config.min_line_aspect)
+    # a faint region no mark accounts for is kept whole: it must at least be shaped like a line, and be
+    # seen more than once (one view alone fires on foliage and gravel) or continue a line that was
+    believable = _line_shaped(faint, config.min_line_aspect) & _seen_enough(regions, seen, config.min_views)
+    blobs = faint & ~accounted & ~believable
     text = _grown(found & ~accounted & ~blobs, regions, config.grow_pixels)
     return TextFinding(_with_fringe(rgb8, text, config.fringe_pixels) | covers, overlay)
 
@@ -278,13 +282,54 @@ def _line_shaped(regions: np.ndarray, min_aspect: float) -> np.ndarray:
     return shaped[labels]
 
 
+def _seen_enough(regions: np.ndarray, seen: np.ndarray, min_views: int) -> np.ndarray:
+    """bool H x W: the regions (connected parts of ``regions``) that ``min_views`` of the
+    detector's views saw (``seen``: views per pixel), and those that continue a line
+    that was, piece by piece (a gap no longer than the longer piece). A line of text
+    shows at both sizes or on both pictures, while the texture the detector fires on
+    mostly shows on one; so may the faintest digits of a date stamp, beside the rest."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
+    lengths = [0.0] + [max(cv2.minAreaRect(np.column_stack(np.nonzero(labels == label)[::-1]).astype(np.float32))[1])
+                       for label in range(1, count)]
+    reached = [set() for _ in range(count)]  # the pieces within each piece's own length
+    for label in range(1, count):
+        reach = int(lengths[label])
+        x, y, w, h, _ = stats[label]
+        box = np.s_[max(0, y - reach):y + h + reach, max(0, x - reach):x + w + reach]
+        near = cv2.distanceTransform((labels[box] != label).astype(np.uint8), cv2.DIST_L2, 3) <= reach
+        for other in np.unique(labels[box][near]):
+            if other not in (0, label):
+                reached[label].add(int(other))
+                reached[int(other)].add(label)
+    enough = np.zeros(count, bool)
+    enough[np.unique(labels[seen >= min_views])] = True
+    enough[0] = False
+    waiting = [label for label in range(1, count) if enough[label]]
+    while waiting:
+        for other in reached[waiting.pop()]:
+            if not enough[other]:
+                enough[other] = True
+                waiting.append(other)
+    return enough[labels]
+
+
+def _sightings(detector: TextDetector, pictures: list[np.ndarray], config: TextConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(bool H x W: the text lines the detector sees on any of ``pictures`` at any size,
+    int H x W: on how many of those views, each picture at each size, each line shows)."""
+    views = [detector.probability(picture, size) > config.threshold for picture in pictures for size in config.sizes]
+    regions = _regions(np.logical_or.reduce(views), config.unclip, config.max_kernel_thickness)
+    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
+    seen = np.zeros(count, np.int32)
+    area = np.bincount(labels.ravel(), minlength=count)
+    for kernels in views:  # a view sees a line when its kernel covers a part of it, not a speck
+        seen += np.bincount(labels[kernels], minlength=count) >= MIN_SIGHTING * area
+    seen[0] = 0
+    return regions, seen[labels]
+
+
 def _text_regions(detector: TextDetector, pictures: list[np.ndarray], config: TextConfig) -> np.ndarray:
     """bool H x W: the text lines the detector sees on any of ``pictures`` at any size."""
-    kernels = np.zeros(pictures[0].shape[:2], np.float32)
-    for picture in pictures:
-        for size in config.sizes:
-            np.maximum(kernels, detector.probability(picture, size), out=kernels)
-    return _regions(kernels > config.threshold, config.unclip, config.max_kernel_thickness)
+    return _sightings(detector, pictures, config)[0]
 
 
 def find_text(rgb: np.ndarray, config: TextConfig = TextConfig(), detector: TextDetector | None = None) -> np.ndarray:
