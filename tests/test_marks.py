@@ -225,3 +225,23 @@ def test_texture_is_not_taken_for_more_of_the_mark():
     overlay = find_overlay(marked, text_region(visible), regions, strokes)
     assert overlay is not None and overlay.covers[visible].mean() > 0.75
     assert not overlay.covers[gravel].any()  # 22% of it undone without the test of one opacity
+
+
+def test_the_unblend_stage_takes_the_mark_off_its_faintest_edge_too():
+    """Pixels at a letter's outer edge hold a little of the mark, less than counts as
+    visible (the mask): they are undone as well, or a light outline of dots stays."""
+    from clearfill.detect.marks import VISIBLE_ALPHA, Overlay
+    from clearfill.pipeline import State
+    from clearfill.stages.unblend import UnblendStage
+
+    clean = np.asarray(Image.open(COFFEE).convert("RGB"), np.float32)[:120, :160] / 255
+    alpha = np.zeros(clean.shape[:2], np.float32)
+    alpha[40:80, 40:120] = VISIBLE_ALPHA / 2  # the antialiased edge...
+    alpha[42:78, 42:118] = 0.45  # ...around the stroke
+    colour = np.array([1.0, 1.0, 1.0], np.float32)
+    overlay = Overlay(alpha=alpha, colour=colour, opacity=0.45)
+    state = State(image=clean * (1 - alpha[..., None]) + alpha[..., None] * colour, mask=overlay.covers.astype(np.float32),
+                  overlay=overlay)
+    UnblendStage().run(state)
+    assert np.abs(state.image - clean).max() < 1e-4
+    assert not state.mask.any() and (state.unblended == overlay.covers).all()

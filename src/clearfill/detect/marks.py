@@ -87,9 +87,10 @@ class Overlay:
         return self.alpha >= VISIBLE_ALPHA
 
     def undo(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the photo recovered under the mark, bool H x W of pixels where it could
-        not be: the value left the valid range, or the mark's colour there was too
-        close to the background's to tell them apart)."""
+        """(the photo recovered under the mark, wherever it has any opacity (elsewhere
+        ``rgb`` as it is), bool H x W of visibly marked pixels where it could not be:
+        the value left the valid range, or the mark's colour there was too close to
+        the background's to tell them apart)."""
         alpha = self.alpha[..., None]
         recovered = (rgb - alpha * self.colour) / (1.0 - alpha)
         overshoot = np.max(np.maximum(recovered - 1.0, -recovered), axis=2)
