@@ -86,13 +86,20 @@ class Overlay:
         """bool H x W: pixels the mark visibly changed."""
         return self.alpha >= VISIBLE_ALPHA
 
+    @property
+    def reach(self) -> np.ndarray:
+        """bool H x W: pixels holding any of the mark: the visible ones, and the faint
+        antialiasing along its strokes' edges (a trace of alpha elsewhere is the estimate's noise)."""
+        strokes = self.alpha >= 0.5 * self.opacity
+        return self.covers | ((self.alpha > 0) & _grow(strokes, int(np.ceil(EDGE_REACH))))
+
     def undo(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(the photo recovered under the mark, wherever it has any opacity (elsewhere
-        ``rgb`` as it is), bool H x W of visibly marked pixels where it could not be:
+        """(the photo recovered under the mark where it reaches (elsewhere ``rgb`` as
+        it is), bool H x W of visibly marked pixels where it could not be:
         the value left the valid range, or the mark's colour there was too close to
         the background's to tell them apart)."""
         alpha = self.alpha[..., None]
-        recovered = (rgb - alpha * self.colour) / (1.0 - alpha)
+        recovered = np.where(self.reach[..., None], (rgb - alpha * self.colour) / (1.0 - alpha), rgb)
         overshoot = np.max(np.maximum(recovered - 1.0, -recovered), axis=2)
         unreliable = self.covers & (overshoot > 0.03)
         return np.clip(recovered, 0.0, 1.0).astype(np.float32), unreliable
