@@ -71,6 +71,7 @@ MAX_COPY_OVERLAP = 0.1  # share of copies' strokes that may overlap another copy
 MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one
 CORE_DEPTH = 2.0  # pixels inside the strokes' half-opacity edge beyond which alpha is the mark's opacity
 EDGE_REACH = 1.5  # pixels outside that edge beyond which the antialiasing has no alpha left
+EDGE_OVERSHOOT = 1.25  # a mark rotated and resampled rings: along its edge alpha may pass its opacity by this much
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,8 @@ def _settled(rgb: np.ndarray, overlay: Overlay, rounds: int = 2) -> Overlay:
         known[inside] = (rgb[inside] - opacity * colour) / (1.0 - opacity)
         background = cv2.inpaint(quantize(known), edge.astype(np.uint8), 3,
                                  cv2.INPAINT_TELEA).astype(np.float32) / 255
-        alpha = np.where(inside, opacity, np.where(edge, _alpha(rgb, background, opacity, colour), 0.0))
+        ringing = _alpha(rgb, background, min(EDGE_OVERSHOOT * opacity, 0.95), colour)
+        alpha = np.where(inside, opacity, np.where(edge, ringing, 0.0))
     return Overlay(alpha.astype(np.float32), colour, opacity)
 
 
