@@ -291,7 +291,7 @@ def _seen_enough(regions: np.ndarray, seen: np.ndarray, min_views: int) -> np.nd
     count, labels, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
     lengths = [0.0] + [max(cv2.minAreaRect(np.column_stack(np.nonzero(labels == label)[::-1]).astype(np.float32))[1])
                        for label in range(1, count)]
-    reached = [set() for _ in range(count)]  # the pieces within each piece's own length
+    reached = [set() for _ in range(count)]  # the pieces within either one's length of each piece
     for label in range(1, count):
         reach = int(lengths[label])
         x, y, w, h, _ = stats[label]

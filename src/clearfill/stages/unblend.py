@@ -19,7 +19,7 @@ class UnblendStage(Stage):
             raise StageSkipped("no semi-transparent mark to undo")
         recovered, unreliable = overlay.undo(state.image)
         covers = overlay.covers
-        state.image = recovered  # its faintest edge too, which is not counted as visible (a dotted outline stays)
+        state.image = recovered  # its faint edge too, below what counts as visible: else a dotted outline stays
         state.mask = np.where(covers & ~unreliable, 0.0, state.mask).astype(np.float32)
         state.unblended = covers & ~unreliable
         state.notes[self.name] = (f"undid {overlay.describe()} over {int(state.unblended.sum())} px; "
