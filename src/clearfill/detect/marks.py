@@ -16,8 +16,8 @@ edge. Given ``alpha`` and ``c`` the photo comes back exactly: ``P = (I - alpha c
    thinner than a stroke opened away, blobs wider than a stroke dropped;
 5. ``alpha`` per pixel: exactly ``a`` in the stroke interiors, 0 beyond their
    antialiased edge, and across the edge the projection of ``I - B`` onto ``c - B``
-   (clipped to ``[0, a]``) with ``B`` carried in from both sides of the edge: the
-   photo outside, the interiors undone.
+   with ``B`` carried in from both sides of the edge: the photo outside, the
+   interiors undone (clipped to ``[0, 1.25 a]``: a rotated, resampled mark rings).
 
 A mark with several copies (a tiled stock-photo mark) is then followed to the copies
 the text detector missed: its cleanest piece is matched against the whole photo,
@@ -496,7 +496,8 @@ def _overlapping(shape: np.ndarray, corners: list[tuple[int, int]], size: tuple[
     return bool(np.sum(placed > 1) > MAX_COPY_OVERLAP * max(1, np.sum(placed > 0)))
 
 
-def _copy_candidates(covers: np.ndarray, count: int = TEMPLATE_CANDIDATES) -> list[tuple[int, tuple[int, int, int, int]]]:
+def _copy_candidates(covers: np.ndarray,
+                     count: int = TEMPLATE_CANDIDATES) -> list[tuple[int, tuple[int, int, int, int]]]:
     """(pixels of the mark, (x, y, w, h)) of the mark's largest pieces away from the
     border (letters joined, a few pixels of margin included), largest first."""
     reach = max(9, 2 * _stroke_width(covers))  # letters of one copy join, copies (a word apart) do not
@@ -637,9 +638,10 @@ def _vote(change: np.ndarray, under: np.ndarray) -> tuple[float, float]:
     return best[1], best[2]
 
 
-def _alpha(rgb: np.ndarray, background: np.ndarray, opacity: float, colour: np.ndarray) -> np.ndarray:
-    """Per pixel: how far ``rgb`` moved from the background towards the colour, within ``[0, opacity]``."""
-    return np.clip(_moved(rgb, background, colour), 0.0, opacity)
+def _alpha(rgb: np.ndarray, background: np.ndarray, most: float, colour: np.ndarray) -> np.ndarray:
+    """Per pixel: how far ``rgb`` moved from the background towards the colour, within
+    ``[0, most]`` (the mark's opacity, or a little over it along a ringing edge)."""
+    return np.clip(_moved(rgb, background, colour), 0.0, most)
 
 
 def _moved(rgb: np.ndarray, background: np.ndarray, colour: np.ndarray) -> np.ndarray:

@@ -270,16 +270,20 @@ def _line_shaped(regions: np.ndarray, min_aspect: float) -> np.ndarray:
     shaped = np.zeros(count, bool)
     for label in range(1, count):
         region = labels == label
-        points = np.column_stack(np.nonzero(region)[::-1]).astype(np.float32)
-        _, (width, height), _ = cv2.minAreaRect(points)
-        length = max(width, height)
-        if length >= min_aspect * max(1.0, min(width, height)):
+        length, thickness = _extent(region)
+        if length >= min_aspect * max(1.0, thickness):
             shaped[label] = True
             continue
         side = 2 * int(length) + 1
         near = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0
         shaped[label] = bool((near & regions & ~region).any())
     return shaped[labels]
+
+
+def _extent(region: np.ndarray) -> tuple[float, float]:
+    """(length, thickness) of ``region``: the sides of the smallest rotated box around it."""
+    _, sides, _ = cv2.minAreaRect(np.column_stack(np.nonzero(region)[::-1]).astype(np.float32))
+    return float(max(sides)), float(min(sides))
 
 
 def _seen_enough(regions: np.ndarray, seen: np.ndarray, min_views: int) -> np.ndarray:
@@ -289,8 +293,7 @@ def _seen_enough(regions: np.ndarray, seen: np.ndarray, min_views: int) -> np.nd
     shows at both sizes or on both pictures, while the texture the detector fires on
     mostly shows on one; so may the faintest digits of a date stamp, beside the rest."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
-    lengths = [0.0] + [max(cv2.minAreaRect(np.column_stack(np.nonzero(labels == label)[::-1]).astype(np.float32))[1])
-                       for label in range(1, count)]
+    lengths = [0.0] + [_extent(labels == label)[0] for label in range(1, count)]
     reached = [set() for _ in range(count)]  # the pieces within either one's length of each piece
     for label in range(1, count):
         reach = int(lengths[label])
