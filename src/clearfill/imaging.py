@@ -151,12 +151,14 @@ def composite(base: np.ndarray, overlay: np.ndarray, weight: np.ndarray) -> np.n
     return out.astype(np.float32, copy=False)
 
 
-def share_covered(regions: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+def share_covered(regions: np.ndarray, pixels: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
     """float H x W: for each pixel of ``regions`` (bool), the share of its connected
-    region (8-connected) that ``pixels`` cover; 0 outside the regions."""
+    region (8-connected), or of the region's ``among`` pixels, that ``pixels`` cover;
+    0 outside the regions."""
     count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
-    area = np.bincount(labels.ravel(), minlength=count)
-    covered = np.bincount(labels[pixels & regions], minlength=count)
+    among = regions if among is None else among & regions
+    area = np.bincount(labels[among], minlength=count)
+    covered = np.bincount(labels[pixels & among], minlength=count)
     share = covered / np.maximum(area, 1)
     share[0] = 0.0
     return share[labels]

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import cv2
@@ -53,6 +53,8 @@ MIN_COVERED = 0.12  # share of a faint region the mark's strokes must cover to a
 MIN_EXPLAINED = 0.8  # share of another region's text strokes the mark must cover to account for them
 STEADY_TOLERANCE = 0.2  # a stroke pixel shows the mark's opacity when it moved by it within this share
 MIN_STEADY = 0.4  # share of another region's strokes that must show the mark's own opacity (_steady)
+MIN_STRONG_EXPLAINED = 0.6  # share of opaque-looking text strokes a strong mark must cover (_strong_mark)
+MIN_STRONG_STEADY = 0.7  # share of its stroke interiors that must show its one opacity
 MIN_STEADY_COPY = 0.3  # the same for a copy of a mark whose copies lie on no lattice
 VISIBLE_ALPHA = 0.06  # below this a pixel is not part of the mark
 MAX_LEFT_VISIBLE = 0.5  # undone strokes may keep at most this share of their contrast with the photo
@@ -81,6 +83,7 @@ class Overlay:
     alpha: np.ndarray  # float32 H x W in [0, opacity], 0 away from the mark
     colour: np.ndarray  # float32 (3,) RGB in [0, 1]
     opacity: float  # the strokes' opacity
+    stamped: bool = False  # a tiled mark whose alpha is one stamp placed at every copy
 
     @property
     def covers(self) -> np.ndarray:
@@ -129,10 +132,40 @@ def find_overlay(rgb: np.ndarray, faint: np.ndarray, regions: np.ndarray | None 
     ``strokes`` it explains (letters of the mark over dark or busy ground stand out
     like opaque text)."""
     overlay = _mark(rgb, faint)
-    if overlay is None or regions is None or strokes is None:
+    if regions is None or strokes is None:
         return overlay
-    untouched = regions & (share_covered(regions, overlay.covers) < MIN_COVERED)
-    return _explain(rgb, untouched, strokes, overlay)
+    if overlay is not None:
+        overlay = _explain(rgb, _untouched(regions, overlay.covers), strokes, overlay)
+    # a mark over half opaque stands out like opaque text: look for one among the regions still unexplained
+    left = regions if overlay is None else _untouched(regions, overlay.covers)
+    strong = _strong_mark(rgb, left, strokes)
+    if strong is not None and (overlay is None or strong.covers.sum() > overlay.covers.sum()):
+        return strong
+    return overlay
+
+
+def _untouched(regions: np.ndarray, covers: np.ndarray) -> np.ndarray:
+    """The text regions the mark's strokes cover too little of to account for their text."""
+    return regions & (share_covered(regions, covers) < MIN_COVERED)
+
+
+def _strong_mark(rgb: np.ndarray, regions: np.ndarray, strokes: np.ndarray) -> Overlay | None:
+    """The mark among text regions whose strokes stand out like opaque text, or None.
+    Opaque text read as a mark fails one of two tests a mark passes: its strokes
+    are the regions' text (not a caption's outline or a credit's shadow beside it),
+    and they moved by one opacity (not a colour the photo's own shading varies)."""
+    if not (regions & strokes).any():
+        return None
+    overlay = _mark(rgb, regions)
+    if overlay is None:
+        return None
+    touched = regions & (share_covered(regions, overlay.covers) > 0)
+    interiors = _shrink(overlay.alpha >= overlay.opacity, 1)
+    moved = _moved_evidence(rgb, overlay.colour, _stroke_width(overlay.covers))
+    if (_share(overlay.covers, strokes & touched) >= MIN_STRONG_EXPLAINED
+            and _steady(moved[interiors], overlay.opacity) >= MIN_STRONG_STEADY):
+        return overlay
+    return None
 
 
 def _mark(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
@@ -207,7 +240,7 @@ def _stamped(overlay: Overlay, corners: list[tuple[float, float]], size: tuple[i
     for x, y in starts:
         _place(alpha, stamp, x, y)
         _paste(boxes, np.ones(stamp.shape, bool), int(round(x)), int(round(y)))
-    return Overlay(np.where(boxes, alpha, overlay.alpha), overlay.colour, overlay.opacity)
+    return Overlay(np.where(boxes, alpha, overlay.alpha), overlay.colour, overlay.opacity, stamped=True)
 
 
 def _place(canvas: np.ndarray, patch: np.ndarray, x: float, y: float) -> None:
@@ -229,14 +262,16 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     bool H x W regions) sees on a picture of the mark's evidence: how far each pixel
     moved towards the mark's colour, as a share of its opacity. The photo's colours
     and shading drop out there, so letters of the mark that hid in busy ground stand
-    out. It takes the whole of the regions it hardly touches yet, the rest of those
-    it does (a line of which the photo's detector found only some letters)."""
+    out. It takes the whole of each region: the letters of a line the photo's
+    detector found only some of, and the parts of letters it missed (over ground
+    the mark's colour hardly moved). A stamped mark's copies are complete already:
+    it takes only what lies beyond them."""
     width = _stroke_width(overlay.covers)
     evidence = _evidence(rgb, overlay.opacity, overlay.colour, width)
     grey = np.round(np.clip(evidence / overlay.opacity, 0.0, 1.0) * 255).astype(np.uint8)
     regions = find_text(np.repeat(grey[..., None], 3, axis=2))
     touched = share_covered(regions, overlay.covers) >= MIN_COVERED
-    candidates = regions & ~(touched & _grow(overlay.covers, width))
+    candidates = regions & ~(touched & _grow(overlay.covers, width)) if overlay.stamped else regions
     return _explain(rgb, candidates, _thin((evidence >= 0.5 * overlay.opacity) & candidates), overlay)
 
 
@@ -264,7 +299,7 @@ def _explain(rgb: np.ndarray, regions: np.ndarray, text: np.ndarray, overlay: Ov
                 and _steady(moved[strokes], overlay.opacity) >= MIN_STEADY
                 and _share(reading.overlay.covers, text[window] & region) >= MIN_EXPLAINED):
             np.maximum(alpha[window], _settled(rgb[window], reading.overlay).alpha, out=alpha[window])
-    return Overlay(alpha, overlay.colour, overlay.opacity)
+    return replace(overlay, alpha=alpha)
 
 
 def _steady(moved: np.ndarray, opacity: float) -> float:
@@ -306,7 +341,7 @@ def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Ove
     alpha = _alpha(rgb, background, opacity, colour) * _grow(strokes, 2)
     if known is None:  # strokes seen in this photo: their insides are the mark's own opacity
         alpha[_shrink(strokes, 1)] = opacity
-    alpha[_grow(_unexplained(faint, alpha >= VISIBLE_ALPHA), 3)] = 0.0
+    alpha[_grow(_untouched(faint, alpha >= VISIBLE_ALPHA), 3)] = 0.0
     overlay = Overlay(alpha.astype(np.float32), colour.astype(np.float32), opacity)
     recovered, unreliable = overlay.undo(rgb)
     left = _contrast_left(rgb, recovered, background, alpha >= 0.5 * opacity)
@@ -539,12 +574,6 @@ def _thin(strokes: np.ndarray) -> np.ndarray:
     wide = cv2.morphologyEx(strokes.astype(np.uint8), cv2.MORPH_OPEN,
                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0
     return strokes & ~_grow(wide, 1)
-
-
-def _unexplained(faint: np.ndarray, covers: np.ndarray) -> np.ndarray:
-    """The faint regions whose text the mark does not account for (its strokes cover
-    too little of them): they are left to the fill, whole."""
-    return faint & (share_covered(faint, covers) < MIN_COVERED)
 
 
 def _strokes(gray: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

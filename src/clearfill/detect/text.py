@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ChecksumError, ModelNotAvailableError
 from ..imaging import quantize, share_covered
-from .marks import Overlay, find_overlay, follow
+from .marks import MIN_EXPLAINED, Overlay, find_overlay, follow
 
 DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
 DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"  # rapidocr-onnxruntime 1.4.4
@@ -248,17 +248,21 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
     found, faint = _strokes(rgb8, regions, config.faint_contrast)
     overlay = find_overlay(rgb, faint, regions, found) if config.unblend else None
     if overlay is not None and config.follow_mark:
-        overlay = follow(rgb, overlay, lambda picture: _text_regions(detector, [picture], config))
-    # the mark's own pixels (its antialiased edge included) replace its regions' boxes
-    # (the strokes found in other regions stay: what the mark does not undo there is filled)
-    covers = overlay.covers if overlay is not None else np.zeros(faint.shape, bool)
-    accounted = share_covered(faint, covers) > 0  # the faint regions holding any of the mark
+        # no thickness limit on the mark's evidence picture: the blobs it guards against are the photo's
+        # (petals, boats), and a large centred mark's letters are thicker than any caption's
+        evidence_config = replace(config, max_kernel_thickness=1.0)
+        overlay = follow(rgb, overlay, lambda picture: _text_regions(detector, [picture], evidence_config))
+    # the mark's own pixels (its faint antialiased edge included) replace the boxes of the faint regions
+    # holding any of it, and the strokes of the other regions it explains: they are undone, not filled
+    # (the strokes found in regions it explains too little of stay: what it does not undo there is filled)
+    reach = overlay.reach if overlay is not None else np.zeros(faint.shape, bool)
+    accounted = (share_covered(faint, reach) > 0) | (share_covered(regions & ~faint, reach, found) >= MIN_EXPLAINED)
     # a faint region no mark accounts for is kept whole: it must at least be shaped like a line, and be
     # seen more than once (one view alone fires on foliage and gravel) or continue a line that was
     believable = _line_shaped(faint, config.min_line_aspect) & _seen_enough(regions, seen, config.min_views)
     blobs = faint & ~accounted & ~believable
     text = _grown(found & ~accounted & ~blobs, regions, config.grow_pixels)
-    return TextFinding(_with_fringe(rgb8, text, config.fringe_pixels) | covers, overlay)
+    return TextFinding(_with_fringe(rgb8, text, config.fringe_pixels) | reach, overlay)
 
 
 def _line_shaped(regions: np.ndarray, min_aspect: float) -> np.ndarray:

@@ -18,12 +18,11 @@ class UnblendStage(Stage):
         if overlay is None:
             raise StageSkipped("no semi-transparent mark to undo")
         recovered, unreliable = overlay.undo(state.image)
-        covers = overlay.covers
         state.image = recovered  # its faint edge too, below what counts as visible: else a dotted outline stays
-        state.mask = np.where(covers & ~unreliable, 0.0, state.mask).astype(np.float32)
-        state.unblended = covers & ~unreliable
+        state.unblended = overlay.reach & ~unreliable
+        state.mask = np.where(state.unblended, 0.0, state.mask).astype(np.float32)
         state.notes[self.name] = (f"undid {overlay.describe()} over {int(state.unblended.sum())} px; "
-                                  f"{int((covers & unreliable).sum())} px left to the fill")
+                                  f"{int(unreliable.sum())} px left to the fill")
 
     def picture(self, state: State) -> np.ndarray:
         """The image with the mark undone, the pixels left to the fill in red."""
