@@ -83,7 +83,7 @@ class Overlay:
     alpha: np.ndarray  # float32 H x W in [0, opacity], 0 away from the mark
     colour: np.ndarray  # float32 (3,) RGB in [0, 1]
     opacity: float  # the strokes' opacity
-    stamped: bool = False  # a tiled mark whose alpha is one stamp placed at every copy
+    repeated: bool = False  # a tiled mark, found at several copies
 
     @property
     def covers(self) -> np.ndarray:
@@ -193,7 +193,7 @@ def _mark(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
     repeated = _overlay(rgb, faint, best.strokes | _grow(copies, 1), known=best.overlay)
     if repeated.overlay is None or repeated.out_of_range > MAX_OUT_OF_RANGE_REPEATED:
         return _settled(rgb, best.overlay)
-    settled = _settled(rgb, repeated.overlay)
+    settled = replace(_settled(rgb, repeated.overlay), repeated=True)
     return _stamped(settled, corners, shape.shape) if basis is not None else settled
 
 
@@ -240,7 +240,7 @@ def _stamped(overlay: Overlay, corners: list[tuple[float, float]], size: tuple[i
     for x, y in starts:
         _place(alpha, stamp, x, y)
         _paste(boxes, np.ones(stamp.shape, bool), int(round(x)), int(round(y)))
-    return Overlay(np.where(boxes, alpha, overlay.alpha), overlay.colour, overlay.opacity, stamped=True)
+    return replace(overlay, alpha=np.where(boxes, alpha, overlay.alpha))
 
 
 def _place(canvas: np.ndarray, patch: np.ndarray, x: float, y: float) -> None:
@@ -264,15 +264,33 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     and shading drop out there, so letters of the mark that hid in busy ground stand
     out. It takes the whole of each region: the letters of a line the photo's
     detector found only some of, and the parts of letters it missed (over ground
-    the mark's colour hardly moved). A stamped mark's copies are complete already:
-    it takes only what lies beyond them."""
-    width = _stroke_width(overlay.covers)
-    evidence = _evidence(rgb, overlay.opacity, overlay.colour, width)
-    grey = np.round(np.clip(evidence / overlay.opacity, 0.0, 1.0) * 255).astype(np.uint8)
+    the mark's colour hardly moved). A tiled mark's copies are complete already (a
+    copy of its best piece): it takes only what lies beyond them."""
+    width, opacity = _stroke_width(overlay.covers), overlay.opacity
+    moved = _moved_evidence(rgb, overlay.colour, width)
+    grey = np.round(np.clip(moved / opacity, 0.0, 1.0) * 255).astype(np.uint8)
     regions = find_text(np.repeat(grey[..., None], 3, axis=2))
     touched = share_covered(regions, overlay.covers) >= MIN_COVERED
-    candidates = regions & ~(touched & _grow(overlay.covers, width)) if overlay.stamped else regions
-    return _explain(rgb, candidates, _thin((evidence >= 0.5 * overlay.opacity) & candidates), overlay)
+    candidates = regions & ~(touched & _grow(overlay.covers, width)) if overlay.repeated else regions
+    followed = _explain(rgb, candidates, _thin((moved >= 0.5 * opacity) & candidates), overlay)
+    if overlay.repeated:
+        return followed
+    # the pixels of those lines that moved by the mark's own opacity are its too (parts of letters over
+    # ground where the estimates above read them as photo); specks of texture that did so alone are not
+    strokes = followed.alpha >= 0.5 * opacity
+    steady = regions & (np.abs(moved - opacity) <= STEADY_TOLERANCE * opacity)
+    marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
+    # the antialiased edge as estimated, kept under half opacity: settling it again must not widen the strokes
+    edge = np.where(_grow(marked, 2), np.minimum(followed.alpha, 0.499 * opacity), 0.0)
+    return _settled(rgb, replace(followed, alpha=np.where(marked, opacity, edge).astype(np.float32)))
+
+
+def _without_specks(mask: np.ndarray, least: int) -> np.ndarray:
+    """``mask`` without its connected parts of fewer than ``least`` pixels."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= least
+    keep[0] = False
+    return keep[labels]
 
 
 def _explain(rgb: np.ndarray, regions: np.ndarray, text: np.ndarray, overlay: Overlay) -> Overlay:
