@@ -26,12 +26,16 @@ a lattice, its alpha is one stamp (the per-pixel median of the copies' alpha) pl
 at every copy. The mark is also followed into other text regions it explains
 (its letters over dark or busy ground look like opaque text to the detector) when
 its strokes there show the mark's one opacity (texture moved towards its colour does
-not).
+not), and, with ``follow``, into the lines a picture of its own evidence shows: the
+whole of each line is estimated again, and a single mark takes in the pixels along
+them that moved by its opacity. A mark over half opaque stands out like opaque text:
+when no faint region holds it, it is looked for among the clear regions too.
 
 The estimate is refused (the regions are then simply inpainted) when the opacity is
 implausible, when undoing it would push many pixels out of range (a wrong colour or
 opacity), or when the undone strokes still stand out (opaque text taken for a faint
-mark). Pixels that cannot be recovered well (the photo under them saturated, or
+mark); one found among clear regions also when its strokes are not those regions'
+text or do not show one opacity (a caption's outline, a credit's soft shadow). Pixels that cannot be recovered well (the photo under them saturated, or
 where the mark's colour equals the background's) are left to the fill.
 """
 
@@ -278,7 +282,8 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     # the pixels of those lines that moved by the mark's own opacity are its too (parts of letters over
     # ground where the estimates above read them as photo); specks of texture that did so alone are not
     strokes = followed.alpha >= 0.5 * opacity
-    steady = regions & (np.abs(moved - opacity) <= STEADY_TOLERANCE * opacity)
+    held = regions & (share_covered(regions, followed.covers) >= MIN_COVERED)  # lines the mark is seen on
+    steady = held & (np.abs(moved - opacity) <= STEADY_TOLERANCE * opacity)
     marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
     # the antialiased edge as estimated, kept under half opacity: settling it again must not widen the strokes
     edge = np.where(_grow(marked, 2), np.minimum(followed.alpha, 0.499 * opacity), 0.0)
