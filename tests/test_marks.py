@@ -324,3 +324,16 @@ def test_following_a_mark_takes_in_the_parts_of_letters_its_first_estimate_misse
     assert followed.covers[visible].mean() > 0.95 * overlay.covers[visible].mean()
     # nothing beyond the line it was shown that the first estimate did not hold (its antialiased edge aside)
     assert not (followed.covers & ~text_region(visible) & ~grow(overlay.covers, 2)).any()
+
+
+def test_following_a_mark_makes_its_opacity_precise_on_the_letters_it_found():
+    """The first estimate is judged on the strokes the photo's detector saw (photo
+    detail among them); once the mark is followed, its opacity and colour are
+    judged again on all its letters."""
+    from clearfill.detect.marks import Overlay, follow
+
+    marked, _, visible = watermarked(0.45, (255, 255, 255), word="PREVIEW")
+    overlay = find_overlay(marked, text_region(visible))
+    off = Overlay(overlay.alpha * (0.38 / overlay.opacity), overlay.colour, 0.38)  # a first estimate 7% short
+    followed = follow(marked, off, lambda picture: grow(visible, 4))
+    assert abs(followed.opacity - 0.45) < 0.02, followed.describe()

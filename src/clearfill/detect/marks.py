@@ -287,7 +287,20 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
     # the antialiased edge as estimated, kept under half opacity: settling it again must not widen the strokes
     edge = np.where(_grow(marked, 2), np.minimum(followed.alpha, 0.499 * opacity), 0.0)
-    return _settled(rgb, replace(followed, alpha=np.where(marked, opacity, edge).astype(np.float32)))
+    settled = _settled(rgb, replace(followed, alpha=np.where(marked, opacity, edge).astype(np.float32)))
+    return _made_precise(rgb, settled)
+
+
+def _made_precise(rgb: np.ndarray, overlay: Overlay) -> Overlay:
+    """``overlay`` with its opacity and colour made precise again (``_sharpen``) on
+    its final strokes: the first were judged on the strokes of the regions the photo's
+    detector saw, photo detail taken for the mark among them, and the mark's letters
+    found since are more of it to judge by. The antialiased edge is scaled along."""
+    strokes = overlay.alpha >= 0.5 * overlay.opacity
+    opacity, grey = _sharpen(rgb, _background(rgb, strokes), strokes, overlay.opacity, float(overlay.colour.mean()))
+    edge = np.minimum(overlay.alpha * (opacity / overlay.opacity), 0.499 * opacity)  # below half: same strokes
+    alpha = np.where(strokes, opacity, edge).astype(np.float32)
+    return _settled(rgb, replace(overlay, alpha=alpha, colour=np.full(3, grey, np.float32), opacity=opacity))
 
 
 def _without_specks(mask: np.ndarray, least: int) -> np.ndarray:
