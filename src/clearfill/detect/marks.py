@@ -35,8 +35,9 @@ The estimate is refused (the regions are then simply inpainted) when the opacity
 implausible, when undoing it would push many pixels out of range (a wrong colour or
 opacity), or when the undone strokes still stand out (opaque text taken for a faint
 mark); one found among clear regions also when its strokes are not those regions'
-text or do not show one opacity (a caption's outline, a credit's soft shadow). Pixels that cannot be recovered well (the photo under them saturated, or
-where the mark's colour equals the background's) are left to the fill.
+text or do not show one opacity (a caption's outline, a credit's soft shadow).
+Pixels that cannot be recovered well (the photo under them saturated, or where the
+mark's colour equals the background's) are left to the fill.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ EDGE_OVERSHOOT = 1.25  # a mark rotated and resampled rings: along its edge alph
 class Overlay:
     """A semi-transparent one-colour mark: per-pixel opacity and its colour."""
 
-    alpha: np.ndarray  # float32 H x W in [0, opacity], 0 away from the mark
+    alpha: np.ndarray  # float32 H x W: the opacity in the strokes, up to 1.25x it along a ringing edge, 0 away
     colour: np.ndarray  # float32 (3,) RGB in [0, 1]
     opacity: float  # the strokes' opacity
     repeated: bool = False  # a tiled mark, found at several copies
@@ -95,11 +96,15 @@ class Overlay:
         return self.alpha >= VISIBLE_ALPHA
 
     @property
+    def strokes(self) -> np.ndarray:
+        """bool H x W: the strokes, inside their half-opacity edge."""
+        return self.alpha >= 0.5 * self.opacity
+
+    @property
     def reach(self) -> np.ndarray:
         """bool H x W: pixels holding any of the mark: the visible ones, and the faint
         antialiasing along its strokes' edges (a trace of alpha elsewhere is the estimate's noise)."""
-        strokes = self.alpha >= 0.5 * self.opacity
-        return self.covers | ((self.alpha > 0) & _grow(strokes, int(np.ceil(EDGE_REACH))))
+        return self.covers | ((self.alpha > 0) & _grow(self.strokes, int(np.ceil(EDGE_REACH))))
 
     def undo(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the photo recovered under the mark where it reaches (elsewhere ``rgb`` as
@@ -281,14 +286,12 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
         return followed
     # the pixels of those lines that moved by the mark's own opacity are its too (parts of letters over
     # ground where the estimates above read them as photo); specks of texture that did so alone are not
-    strokes = followed.alpha >= 0.5 * opacity
+    strokes = followed.strokes
     held = regions & (share_covered(regions, followed.covers) >= MIN_COVERED)  # lines the mark is seen on
     steady = held & (np.abs(moved - opacity) <= STEADY_TOLERANCE * opacity)
     marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
-    # the antialiased edge as estimated, kept under half opacity: settling it again must not widen the strokes
-    edge = np.where(_grow(marked, 2), np.minimum(followed.alpha, 0.499 * opacity), 0.0)
-    settled = _settled(rgb, replace(followed, alpha=np.where(marked, opacity, edge).astype(np.float32)))
-    return _made_precise(rgb, settled)
+    edge = np.where(_grow(marked, 2), followed.alpha, 0.0)  # the antialiased edge as estimated
+    return _made_precise(rgb, _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge, opacity))))
 
 
 def _made_precise(rgb: np.ndarray, overlay: Overlay) -> Overlay:
@@ -296,11 +299,17 @@ def _made_precise(rgb: np.ndarray, overlay: Overlay) -> Overlay:
     its final strokes: the first were judged on the strokes of the regions the photo's
     detector saw, photo detail taken for the mark among them, and the mark's letters
     found since are more of it to judge by. The antialiased edge is scaled along."""
-    strokes = overlay.alpha >= 0.5 * overlay.opacity
+    strokes = overlay.strokes
     opacity, grey = _sharpen(rgb, _background(rgb, strokes), strokes, overlay.opacity, float(overlay.colour.mean()))
-    edge = np.minimum(overlay.alpha * (opacity / overlay.opacity), 0.499 * opacity)  # below half: same strokes
-    alpha = np.where(strokes, opacity, edge).astype(np.float32)
+    alpha = _strokes_and_edge(strokes, overlay.alpha * (opacity / overlay.opacity), opacity)
     return _settled(rgb, replace(overlay, alpha=alpha, colour=np.full(3, grey, np.float32), opacity=opacity))
+
+
+def _strokes_and_edge(strokes: np.ndarray, edge: np.ndarray, opacity: float) -> np.ndarray:
+    """float32 alpha: ``opacity`` in ``strokes``, ``edge`` beside them kept under half
+    the opacity (settled again, the strokes stay those given: a ringing edge's alpha
+    passes half and would widen them a pixel each time)."""
+    return np.where(strokes, opacity, np.minimum(edge, 0.499 * opacity)).astype(np.float32)
 
 
 def _without_specks(mask: np.ndarray, least: int) -> np.ndarray:
