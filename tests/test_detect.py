@@ -282,6 +282,28 @@ def test_a_tiled_mark_is_learnt_from_one_copy_not_from_copies_joined_by_petals()
     assert found.overlay.covers[beside].sum() < 0.15 * visible.sum()  # 0.65 from the joined piece
 
 
+@requires_shared(TEXT_BENCH)
+def test_a_tiled_mark_whose_copies_lie_close_is_learnt_from_a_smaller_whole_copy():
+    """On the garden photo the tiled mark's copies lie close enough that its largest
+    pieces each hold two or three copies, found at too few places to be a template.
+    A smaller piece (a single copy) is found across the photo on a lattice, and the
+    copies cut by the border are undone with the rest."""
+    image, visible = text_bench_case("mate_garden", "tiled")
+    found = text_detection.detect_text(image)
+    assert found.overlay is not None and found.overlay.repeated
+    assert found.mask[visible].mean() > 0.98  # 0.97: the copies at the border missed
+
+
+@requires_shared(TEXT_BENCH)
+def test_copies_on_a_lattice_outweigh_more_matches_of_a_part_of_a_copy():
+    """On the dragonfly photo a part of one copy matches more places than a whole
+    copy does, but those lie on no lattice: the whole copy's lattice is kept."""
+    image, visible = text_bench_case("lomiri_dragonfly", "tiled")
+    found = text_detection.detect_text(image)
+    assert found.overlay is not None and found.overlay.repeated
+    assert found.mask[visible].mean() > 0.65  # 0.48 from the part's matches
+
+
 def test_faint_regions_kept_whole_must_be_shaped_like_a_line():
     regions = np.zeros((300, 400), np.uint8)
     cv2.ellipse(regions, (100, 100), (40, 34), 0, 0, 360, 1, -1)  # a blob on petals

@@ -75,6 +75,7 @@ MIN_RIM = 0.15  # share of stroke pixels wholly inside the strokes before the op
 INTERPOLATION = cv2.INTER_CUBIC  # sub-pixel shifts of a stamp: linear softens its edges into a halo
 MIN_STAMP_COPIES = 5  # copies wholly inside the photo before their median stands for the mark
 MAX_COPY_OVERLAP = 0.1  # share of copies' strokes that may overlap another copy's (a piece of one copy)
+MIN_PIECE_SHARE = 0.25  # of the mark's largest piece: smaller pieces are letters, never whole copies
 MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one
 CORE_DEPTH = 2.0  # pixels inside the strokes' half-opacity edge beyond which alpha is the mark's opacity
 EDGE_REACH = 1.5  # pixels outside that edge beyond which the antialiasing has no alpha left
@@ -437,18 +438,26 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     moved = _moved_evidence(rgb, overlay.colour, _stroke_width(covers))
     evidence = np.clip(moved, 0.0, overlay.opacity)
     # the piece that finds the most copies is the cleanest, unless its copies overlap: it holds
-    # several copies joined by photo detail taken for the mark (a piece of one copy is better)
-    best, largest = ((False, 0), [], None), 0
-    for size, (x, y, w, h) in _copy_candidates(covers):
-        if size < 0.5 * largest:  # whole copies only: a stray letter would match letters of the mark itself
+    # several copies joined by photo detail taken for the mark (a piece of one copy is better).
+    # Whole copies only: a stray letter would match letters of the mark itself. Once a piece is found
+    # at enough copies, pieces under half its size are letters; until then (the largest pieces may be
+    # copies lying close enough to join) any piece down to a share of the largest is tried
+    candidates = _copy_candidates(covers)
+    smallest = MIN_PIECE_SHARE * candidates[0][0] if candidates else 0
+    best, whole = ((False, False, 0), [], None), 0
+    for size, (x, y, w, h) in candidates:
+        if size < max(smallest, 0.5 * whole):
             break
         shape = covers[y:y + h, x:x + w]
         corners = _copies(evidence, shape, evidence[y:y + h, x:x + w] * shape, overlay.opacity)
         single = len(corners) < MIN_COPIES or not _overlapping(shape, corners, covers.shape)
-        largest = max(largest, size) if single else largest
-        if (single, len(corners)) > best[0]:
-            best = ((single, len(corners)), corners, shape)
-    (_, found), corners, shape = best
+        if single and len(corners) >= MIN_COPIES:
+            whole = max(whole, size)
+        # copies on a lattice outweigh more matches off one (a part of a copy matches more places)
+        rank = (single, _lie_on_lattice(corners, shape), len(corners))
+        if rank > best[0]:
+            best = (rank, corners, shape)
+    (_, _, found), corners, shape = best
     if found < MIN_COPIES:  # a single mark (its own match and a chance one or two)
         return None
     h, w = shape.shape
@@ -467,6 +476,12 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
         if len(corners) < MIN_COPIES:
             return None
     return corners, basis, shape
+
+
+def _lie_on_lattice(corners: list[tuple[int, int]], shape: np.ndarray) -> bool:
+    """Whether copies of ``shape`` found at ``corners`` lie on one lattice (``_fit_lattice``)."""
+    return len(corners) >= MIN_LATTICE_COPIES and _fit_lattice(np.asarray(corners, np.float64),
+                                                               min(shape.shape) / 2) is not None
 
 
 def _on_lattice(corners: list[tuple[int, int]], shape: np.ndarray, evidence: np.ndarray,
