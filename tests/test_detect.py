@@ -295,6 +295,18 @@ def test_a_tiled_mark_whose_copies_lie_close_is_learnt_from_a_smaller_whole_copy
 
 
 @requires_shared(TEXT_BENCH)
+def test_copies_joined_through_a_blob_are_also_split_by_the_typical_strokes_width():
+    """On the flower photo a dark blob taken for the mark makes the widest stroke
+    twice the typical one; letters joined that far join neighbouring copies too, and
+    no piece of one copy alone is found on the lattice. Joined by the typical stroke,
+    single copies are, and every copy is undone."""
+    image, visible = text_bench_case("sklearn_flower", "tiled")
+    found = text_detection.detect_text(image)
+    assert found.overlay is not None and found.overlay.repeated
+    assert found.mask[visible].mean() > 0.98  # 0.94 with pieces joined by the widest stroke alone
+
+
+@requires_shared(TEXT_BENCH)
 def test_copies_on_a_lattice_outweigh_more_matches_of_a_part_of_a_copy():
     """On the dragonfly photo a part of one copy matches more places than a whole
     copy does, but those lie on no lattice: the whole copy's lattice is kept."""

@@ -76,6 +76,7 @@ INTERPOLATION = cv2.INTER_CUBIC  # sub-pixel shifts of a stamp: linear softens i
 MIN_STAMP_COPIES = 5  # copies wholly inside the photo before their median stands for the mark
 MAX_COPY_OVERLAP = 0.1  # share of copies' strokes that may overlap another copy's (a piece of one copy)
 MIN_PIECE_SHARE = 0.25  # of the mark's largest piece: smaller pieces are letters, never whole copies
+TYPICAL_STROKE = 95  # percentile of stroke depths: the typical stroke's, a blob's left out
 MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one
 CORE_DEPTH = 2.0  # pixels inside the strokes' half-opacity edge beyond which alpha is the mark's opacity
 EDGE_REACH = 1.5  # pixels outside that edge beyond which the antialiasing has no alpha left
@@ -406,9 +407,11 @@ def _contrast_left(rgb: np.ndarray, recovered: np.ndarray, background: np.ndarra
     return float(after / max(before, 1e-6))
 
 
-def _stroke_width(strokes: np.ndarray) -> int:
-    """An odd width a little over the widest stroke."""
-    return 2 * int(cv2.distanceTransform(strokes.astype(np.uint8), cv2.DIST_L2, 3).max()) + 3
+def _stroke_width(strokes: np.ndarray, percentile: float = 100.0) -> int:
+    """An odd width a little over the widest stroke (with ``percentile`` under 100:
+    over nearly all strokes, a blob of photo detail taken for the mark left out)."""
+    depth = cv2.distanceTransform(strokes.astype(np.uint8), cv2.DIST_L2, 3)
+    return 2 * int(np.percentile(depth[strokes], percentile) if strokes.any() else 0) + 3
 
 
 def _evidence(rgb: np.ndarray, opacity: float, colour: np.ndarray, width: int) -> np.ndarray:
@@ -437,27 +440,12 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     covers = overlay.covers
     moved = _moved_evidence(rgb, overlay.colour, _stroke_width(covers))
     evidence = np.clip(moved, 0.0, overlay.opacity)
-    # the piece that finds the most copies is the cleanest, unless its copies overlap: it holds
-    # several copies joined by photo detail taken for the mark (a piece of one copy is better).
-    # Whole copies only: a stray letter would match letters of the mark itself. Once a piece is found
-    # at enough copies, pieces under half its size are letters; until then (the largest pieces may be
-    # copies lying close enough to join) any piece down to a share of the largest is tried
-    candidates = _copy_candidates(covers)
-    smallest = MIN_PIECE_SHARE * candidates[0][0] if candidates else 0
-    best, whole = ((False, False, 0), [], None), 0
-    for size, (x, y, w, h) in candidates:
-        if size < max(smallest, 0.5 * whole):
+    # pieces joined by the widest stroke first; when none of those is found on a lattice (a blob of
+    # photo detail taken for the mark widened it, joining copies that lie close), by the typical stroke
+    for stroke in (_stroke_width(covers), _stroke_width(covers, TYPICAL_STROKE)):
+        (on_lattice, found), corners, shape = _best_piece(evidence, covers, overlay.opacity, stroke)
+        if on_lattice:
             break
-        shape = covers[y:y + h, x:x + w]
-        corners = _copies(evidence, shape, evidence[y:y + h, x:x + w] * shape, overlay.opacity)
-        single = len(corners) < MIN_COPIES or not _overlapping(shape, corners, covers.shape)
-        if single and len(corners) >= MIN_COPIES:
-            whole = max(whole, size)
-        # copies on a lattice outweigh more matches off one (a part of a copy matches more places)
-        rank = (single, _lie_on_lattice(corners, shape), len(corners))
-        if rank > best[0]:
-            best = (rank, corners, shape)
-    (_, _, found), corners, shape = best
     if found < MIN_COPIES:  # a single mark (its own match and a chance one or two)
         return None
     h, w = shape.shape
@@ -476,6 +464,34 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
         if len(corners) < MIN_COPIES:
             return None
     return corners, basis, shape
+
+
+def _best_piece(evidence: np.ndarray, covers: np.ndarray, opacity: float,
+                stroke: int) -> tuple[tuple[bool, bool, int], list[tuple[int, int]], np.ndarray | None]:
+    """((whether its copies lie on a lattice, how many), corners of its copies, bool
+    h x w strokes) of the piece of the mark (letters joined across ``stroke`` pixels)
+    that makes the best template. The piece that finds the most copies is the
+    cleanest, unless its copies overlap (it holds several copies joined by photo
+    detail taken for the mark) or lie on no lattice while another's do (a part of a
+    copy matches more places). Whole copies only: once a piece's copies are found on
+    a lattice, pieces under half its size are letters (which would match letters of
+    the mark itself); until then, pieces down to a share of the largest are tried
+    (the largest may be copies lying close enough to join)."""
+    candidates = _copy_candidates(covers, stroke)
+    best, whole = ((False, False, 0), [], None), 0
+    for size, (x, y, w, h) in candidates:
+        if size < max(MIN_PIECE_SHARE * candidates[0][0], 0.5 * whole):
+            break
+        shape = covers[y:y + h, x:x + w]
+        corners = _copies(evidence, shape, evidence[y:y + h, x:x + w] * shape, opacity)
+        single = len(corners) < MIN_COPIES or not _overlapping(shape, corners, covers.shape)
+        on_lattice = _lie_on_lattice(corners, shape)
+        if single and on_lattice:
+            whole = max(whole, size)
+        if (single, on_lattice, len(corners)) > best[0]:
+            best = ((single, on_lattice, len(corners)), corners, shape)
+    (single, on_lattice, found), corners, shape = best
+    return (single and on_lattice, found), corners, shape
 
 
 def _lie_on_lattice(corners: list[tuple[int, int]], shape: np.ndarray) -> bool:
@@ -591,11 +607,12 @@ def _overlapping(shape: np.ndarray, corners: list[tuple[int, int]], size: tuple[
     return bool(np.sum(placed > 1) > MAX_COPY_OVERLAP * max(1, np.sum(placed > 0)))
 
 
-def _copy_candidates(covers: np.ndarray,
+def _copy_candidates(covers: np.ndarray, stroke: int,
                      count: int = TEMPLATE_CANDIDATES) -> list[tuple[int, tuple[int, int, int, int]]]:
     """(pixels of the mark, (x, y, w, h)) of the mark's largest pieces away from the
-    border (letters joined, a few pixels of margin included), largest first."""
-    reach = max(9, 2 * _stroke_width(covers))  # letters of one copy join, copies (a word apart) do not
+    border (letters joined across twice ``stroke``, a few pixels of margin included),
+    largest first."""
+    reach = max(9, 2 * stroke)  # letters of one copy join, copies (a word apart) do not
     joined = cv2.dilate(covers.astype(np.uint8), np.ones((reach, reach), np.uint8))
     labels_count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     height, width = covers.shape
