@@ -307,6 +307,16 @@ def test_copies_joined_through_a_blob_are_also_split_by_the_typical_strokes_widt
 
 
 @requires_shared(TEXT_BENCH)
+def test_the_copies_average_is_a_template_only_when_it_finds_as_many_copies():
+    """On the mountain photo one copy finds 9 copies on a lattice, the average of those
+    only 5 (too few for a lattice); the copy is kept and the whole lattice undone."""
+    image, visible = text_bench_case("lomiri_picosdeeuropa", "tiled")
+    found = text_detection.detect_text(image)
+    assert found.overlay is not None and found.overlay.repeated
+    assert found.mask[visible].mean() > 0.98  # 0.37 with the average's 5 copies
+
+
+@requires_shared(TEXT_BENCH)
 def test_copies_on_a_lattice_outweigh_more_matches_of_a_part_of_a_copy():
     """On the dragonfly photo a part of one copy matches more places than a whole
     copy does, but those lie on no lattice: the whole copy's lattice is kept."""

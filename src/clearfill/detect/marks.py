@@ -436,7 +436,7 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     copy to learn from. Its most complete copy is matched against the evidence
     map of the whole photo (copies cut by the border included); the copies found
     are then averaged into a cleaner template (the photo under each differs, the
-    mark does not) and matched once more."""
+    mark does not) and matched once more, kept when it finds as many copies."""
     covers = overlay.covers
     moved = _moved_evidence(rgb, overlay.colour, _stroke_width(covers))
     evidence = np.clip(moved, 0.0, overlay.opacity)
@@ -453,8 +453,10 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
               and cy + h <= rgb.shape[0]]
     if len(inside) >= 3:
         mean = np.mean([evidence[cy:cy + h, cx:cx + w] for cx, cy in inside], axis=0)
-        shape = shape | (mean >= COPY_EVIDENCE * overlay.opacity)
-        corners = _copies(evidence, shape, mean * shape, overlay.opacity)
+        averaged = shape | (mean >= COPY_EVIDENCE * overlay.opacity)
+        again = _copies(evidence, averaged, mean * averaged, overlay.opacity)
+        if len(again) >= len(corners):  # not always cleaner: on a mountain photo it matched 5 copies of 9
+            corners, shape = again, averaged
     corners, basis = _on_lattice(corners, shape, evidence, overlay.opacity)
     if basis is None:
         # off a lattice, chance matches are likelier (dark hair for a black mark): each copy
