@@ -457,6 +457,8 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
         again = _copies(evidence, averaged, mean * averaged, overlay.opacity)
         if len(again) >= len(corners):  # not always cleaner: on a mountain photo it matched 5 copies of 9
             corners, shape = again, averaged
+    # specks in the template (photo noise read as the mark) would be undone at every copy
+    shape = _without_specks(shape, _stroke_width(covers, TYPICAL_STROKE) ** 2 // 4)
     corners, basis = _on_lattice(corners, shape, evidence, overlay.opacity)
     if basis is None:
         # off a lattice, chance matches are likelier (dark hair for a black mark): each copy
