@@ -438,11 +438,12 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     are then averaged into a cleaner template (the photo under each differs, the
     mark does not) and matched once more, kept when it finds as many copies."""
     covers = overlay.covers
-    moved = _moved_evidence(rgb, overlay.colour, _stroke_width(covers))
+    widest, typical = _stroke_width(covers), _stroke_width(covers, TYPICAL_STROKE)
+    moved = _moved_evidence(rgb, overlay.colour, widest)
     evidence = np.clip(moved, 0.0, overlay.opacity)
     # pieces joined by the widest stroke first; when none of those is found on a lattice (a blob of
     # photo detail taken for the mark widened it, joining copies that lie close), by the typical stroke
-    for stroke in (_stroke_width(covers), _stroke_width(covers, TYPICAL_STROKE)):
+    for stroke in (widest, typical):
         (on_lattice, found), corners, shape = _best_piece(evidence, covers, overlay.opacity, stroke)
         if on_lattice:
             break
@@ -458,7 +459,7 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
         if len(again) >= len(corners):  # not always cleaner: on a mountain photo it matched 5 copies of 9
             corners, shape = again, averaged
     # specks in the template (photo noise read as the mark) would be undone at every copy
-    shape = _without_specks(shape, _stroke_width(covers, TYPICAL_STROKE) ** 2 // 4)
+    shape = _without_specks(shape, typical ** 2 // 4)
     corners, basis = _on_lattice(corners, shape, evidence, overlay.opacity)
     if basis is None:
         # off a lattice, chance matches are likelier (dark hair for a black mark): each copy
@@ -471,7 +472,7 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
 
 
 def _best_piece(evidence: np.ndarray, covers: np.ndarray, opacity: float,
-                stroke: int) -> tuple[tuple[bool, bool, int], list[tuple[int, int]], np.ndarray | None]:
+                stroke: int) -> tuple[tuple[bool, int], list[tuple[int, int]], np.ndarray | None]:
     """((whether its copies lie on a lattice, how many), corners of its copies, bool
     h x w strokes) of the piece of the mark (letters joined across ``stroke`` pixels)
     that makes the best template. The piece that finds the most copies is the
@@ -482,9 +483,10 @@ def _best_piece(evidence: np.ndarray, covers: np.ndarray, opacity: float,
     the mark itself); until then, pieces down to a share of the largest are tried
     (the largest may be copies lying close enough to join)."""
     candidates = _copy_candidates(covers, stroke)
+    smallest = MIN_PIECE_SHARE * candidates[0][0] if candidates else 0.0
     best, whole = ((False, False, 0), [], None), 0
     for size, (x, y, w, h) in candidates:
-        if size < max(MIN_PIECE_SHARE * candidates[0][0], 0.5 * whole):
+        if size < max(smallest, 0.5 * whole):
             break
         shape = covers[y:y + h, x:x + w]
         corners = _copies(evidence, shape, evidence[y:y + h, x:x + w] * shape, opacity)
