@@ -19,7 +19,7 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,models,batch,server,detect]'
-	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4  # PP-OCRv4's detector file, nothing else
+	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4  # PP-OCRv4's detector and recognizer files, nothing else
 	touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base

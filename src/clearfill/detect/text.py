@@ -8,7 +8,9 @@ runs it at several sizes and on a contrast-enhanced copy (faint marks), takes th
 strongest answer per pixel, grows each kernel back to its text (as the detector's
 own post-processing does), and then keeps, inside each region, only the pixels
 whose colour stands apart from the region's surroundings: the strokes, not the
-whole box of sky around them.
+whole box of sky around them. What the detector alone vouches for weakly (a faint
+region kept whole, a semi-transparent mark) must also be read as characters by
+PP-OCRv4's recognizer (``ch_PP-OCRv4_rec_infer.onnx``, from the same wheel).
 """
 
 from __future__ import annotations
@@ -27,8 +29,13 @@ from .marks import MIN_EXPLAINED, Overlay, find_overlay, follow
 
 DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
 DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"  # rapidocr-onnxruntime 1.4.4
+RECOGNIZER_FILE = "ch_PP-OCRv4_rec_infer.onnx"
+RECOGNIZER_SHA256 = "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"  # the same wheel
 MIN_SIGHTING = 0.05  # share of a text line a view's kernel must cover for that view to have seen it
 APART = 3.0  # Lab units beyond the ground's own spread (90th percentile) before a colour stands apart from it
+READ_CONFIDENCE = 0.75  # mean confidence of the characters the recognizer reads on a line before it counts as read
+MARK_CHARACTERS = 2  # characters read on one of a mark's lines before it is believed (a dot of photo reads as one)
+MARK_LINES_READ = 5  # a mark's largest lines asked (a tiled mark has dozens; any copy reads as well as another)
 MISSING = ("text detection needs PP-OCRv4's detector: pip install 'clearfill[detect]' and "
            "pip install --no-deps rapidocr-onnxruntime==1.4.4")
 
@@ -46,50 +53,80 @@ class TextConfig:
     fringe_pixels: int = 3  # then on while pixels still stand apart from the ground (an outline's or shadow's edge)
     unblend: bool = True  # estimate semi-transparent marks' colour and opacity so they can be undone
     follow_mark: bool = True  # look for the rest of such a mark on a picture of it alone (its evidence)
+    colourless: bool = True  # where nothing is seen, look for a white or grey mark on a picture of lost colour
     min_line_aspect: float = 1.3  # a faint region kept whole must be this many times longer than thick
     min_views: int = 2  # ...and seen on this many of the detector's views (picture x size), or continue a line that is
+    read: bool = True  # a faint region kept whole, or a mark, must also be read as characters by PP-OCRv4's recognizer
 
 
-def detector_path() -> Path:
-    """Where the installed rapidocr-onnxruntime keeps the detector (found without
-    importing that package, whose own dependencies are not needed)."""
+def model_path(file: str) -> Path:
+    """Where the installed rapidocr-onnxruntime keeps one of PP-OCRv4's models (found
+    without importing that package, whose own dependencies are not needed)."""
     from importlib.util import find_spec
 
     spec = find_spec("rapidocr_onnxruntime")
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotAvailableError(MISSING)
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / DETECTOR_FILE
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / file
     if not path.is_file():
-        raise ModelNotAvailableError(f"{MISSING} ({DETECTOR_FILE} is missing from the installed package)")
+        raise ModelNotAvailableError(f"{MISSING} ({file} is missing from the installed package)")
     return path
 
 
-class TextDetector:
-    """The detector's probability map for an image, at any size; verified once."""
+def detector_path() -> Path:
+    return model_path(DETECTOR_FILE)
 
-    _shared: TextDetector | None = None
+
+class _PublishedModel:
+    """One of PP-OCRv4's ONNX models as the wheel ships it: verified against its
+    published sha256 once, then shared by every caller."""
+
+    _shared: _PublishedModel | None = None
     _lock = threading.Lock()
+    role = "model"
 
     def __init__(self, path: Path | None = None):
         try:
             import onnxruntime
         except ImportError:
             raise ModelNotAvailableError(MISSING) from None
-        path = path or detector_path()
+        file, expected = self.published()
+        path = path or model_path(file)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != DETECTOR_SHA256:
-            raise ChecksumError(f"{path} does not match PP-OCRv4's published detector (sha256 {digest[:12]}...)")
+        if digest != expected:
+            raise ChecksumError(f"{path} does not match PP-OCRv4's published {self.role} (sha256 {digest[:12]}...)")
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
+    @staticmethod
+    def published() -> tuple[str, str]:
+        """(file name, sha256), read when loading (so a test can change the expected digest)."""
+        raise NotImplementedError
+
     @classmethod
-    def shared(cls) -> TextDetector:
+    def shared(cls):
         with cls._lock:
             if cls._shared is None:
                 cls._shared = cls()
             return cls._shared
+
+    def _run(self, bgr8: np.ndarray) -> np.ndarray:
+        """The model's output for a BGR picture, normalised as PP-OCR was trained."""
+        tensor = ((bgr8.astype(np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1)[None]
+        return self.session.run(None, {self.input: tensor})[0][0]
+
+
+class TextDetector(_PublishedModel):
+    """The detector's probability map for an image, at any size."""
+
+    _shared = None
+    role = "detector"
+
+    @staticmethod
+    def published() -> tuple[str, str]:
+        return DETECTOR_FILE, DETECTOR_SHA256
 
     def probability(self, rgb8: np.ndarray, long_side: int) -> np.ndarray:
         """float32 H x W: how likely each pixel is inside a text kernel."""
@@ -97,9 +134,53 @@ class TextDetector:
         scale = long_side / max(height, width)
         size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
         pixels = cv2.resize(rgb8[..., ::-1], size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        tensor = ((pixels.astype(np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1)[None]  # BGR, as it was trained
-        kernels = self.session.run(None, {self.input: tensor})[0][0, 0]
+        kernels = self._run(pixels)[0]
         return cv2.resize(kernels, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+class TextReader(_PublishedModel):
+    """The recognizer, asked only whether a line holds characters (not which): the
+    detector also fires on stamens, bark and misty blobs, which nothing reads."""
+
+    _shared = None
+    role = "recognizer"
+    height = 48  # the line height it was trained on
+
+    @staticmethod
+    def published() -> tuple[str, str]:
+        return RECOGNIZER_FILE, RECOGNIZER_SHA256
+
+    def reads(self, rgb8: np.ndarray, region: np.ndarray, least: int = 1) -> bool:
+        """Whether ``least`` characters or more are read along the line ``region`` (bool
+        H x W) covers, with a mean confidence of at least READ_CONFIDENCE; the line is
+        turned level along its longer side, and read upside down too when that fails."""
+        line = _level_line(rgb8, region)
+        return any(count >= least and confidence >= READ_CONFIDENCE
+                   for count, confidence in map(self._characters, (line, line[::-1, ::-1])))
+
+    def _characters(self, rgb8: np.ndarray) -> tuple[int, float]:
+        """(how many characters the line ``rgb8`` holds, their mean confidence)."""
+        height, width = rgb8.shape[:2]
+        size = (int(np.clip(round(self.height * width / max(1, height)), 16, 2048)), self.height)
+        scores = self._run(cv2.resize(rgb8[..., ::-1], size, interpolation=cv2.INTER_AREA))  # steps x classes
+        best = scores.argmax(axis=1)
+        # CTC: class 0 is "no character"; a character held over several steps is read once
+        starts = (best != 0) & np.concatenate([[True], best[1:] != best[:-1]])
+        return int(starts.sum()), float(scores.max(axis=1)[starts].mean()) if starts.any() else 0.0
+
+
+def _level_line(rgb8: np.ndarray, region: np.ndarray, margin: float = 0.15) -> np.ndarray:
+    """The pixels of the line ``region`` covers, turned level along its longer side,
+    with a margin of ``margin`` x its height all round."""
+    points = np.column_stack(np.nonzero(region)[::-1]).astype(np.float32)
+    (cx, cy), (w, h), angle = cv2.minAreaRect(points)
+    if w < h:
+        w, h, angle = h, w, angle + 90
+    width, height = w + 2 * margin * h, h * (1 + 2 * margin)
+    turn = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+    turn[:, 2] += (width / 2 - cx, height / 2 - cy)
+    return cv2.warpAffine(rgb8, turn, (max(4, round(width)), max(4, round(height))), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def _enhanced(rgb8: np.ndarray) -> np.ndarray:
@@ -240,29 +321,83 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
                 detector: TextDetector | None = None) -> TextFinding:
     """The text on ``rgb`` (float32 RGB in [0, 1]) as a stroke-accurate mask, and
     the semi-transparent mark among it (``marks.Overlay``)."""
-    detector = detector or TextDetector.shared()
+    look = _Look(config, detector or TextDetector.shared(), TextReader.shared() if config.read else None)
     rgb8 = quantize(rgb)
-    regions, seen = _sightings(detector, [rgb8, _enhanced(rgb8)] if config.enhance else [rgb8], config)
-    if not config.strokes:
-        return TextFinding(_grown(regions, regions, config.grow_pixels))
-    found, faint = _strokes(rgb8, regions, config.faint_contrast)
-    overlay = find_overlay(rgb, faint, regions, found) if config.unblend else None
-    if overlay is not None and config.follow_mark:
-        # no thickness limit on the mark's evidence picture: the blobs it guards against are the photo's
-        # (petals, boats), and a large centred mark's letters are thicker than any caption's
-        evidence_config = replace(config, max_kernel_thickness=1.0)
-        overlay = follow(rgb, overlay, lambda picture: _text_regions(detector, [picture], evidence_config))
-    # the mark's own pixels (its faint antialiased edge included) replace the boxes of the faint regions
-    # holding any of it, and the strokes of the other regions it explains: they are undone, not filled
-    # (the strokes found in regions it explains too little of stay: what it does not undo there is filled)
-    reach = overlay.reach if overlay is not None else np.zeros(faint.shape, bool)
-    accounted = (share_covered(faint, reach) > 0) | (share_covered(regions & ~faint, reach, found) >= MIN_EXPLAINED)
-    # a faint region no mark accounts for is kept whole: it must at least be shaped like a line, and be
-    # seen more than once (one view alone fires on foliage and gravel) or continue a line that was
-    believable = _line_shaped(faint, config.min_line_aspect) & _seen_enough(regions, seen, config.min_views)
-    blobs = faint & ~accounted & ~believable
-    text = _grown(found & ~accounted & ~blobs, regions, config.grow_pixels)
-    return TextFinding(_with_fringe(rgb8, text, config.fringe_pixels) | reach, overlay)
+    finding = look.finding(rgb, rgb8, [rgb8, _enhanced(rgb8)] if config.enhance else [rgb8])
+    if finding.mask.any() or not (config.colourless and config.strokes and config.unblend):
+        return finding
+    # nothing seen: a white or grey mark over colourful ground may show only as the colour it took away;
+    # what that picture alone shows is believed only as a mark that can be undone (foliage fires on it too)
+    mark = look.finding(rgb, rgb8, [np.repeat(_colourless(rgb8)[..., None], 3, axis=2)]).overlay
+    return TextFinding(mark.reach, mark) if mark is not None else finding
+
+
+@dataclass(frozen=True)
+class _Look:
+    """One way of looking for text: the settings and the models."""
+
+    config: TextConfig
+    detector: TextDetector
+    reader: TextReader | None  # None: nothing needs reading to be believed
+
+    def finding(self, rgb: np.ndarray, rgb8: np.ndarray, pictures: list[np.ndarray]) -> TextFinding:
+        """The text the detector sees on ``pictures`` (views of ``rgb``), made stroke-accurate on ``rgb`` itself."""
+        config = self.config
+        regions, seen = _sightings(self.detector, pictures, config)
+        if not config.strokes:
+            return TextFinding(_grown(regions, regions, config.grow_pixels))
+        found, faint = _strokes(rgb8, regions, config.faint_contrast)
+        overlay = find_overlay(rgb, faint, regions, found) if config.unblend else None
+        if overlay is not None and config.follow_mark:
+            # no thickness limit on the mark's evidence picture: the blobs it guards against are the photo's
+            # (petals, boats), and a large centred mark's letters are thicker than any caption's
+            evidence_config = replace(config, max_kernel_thickness=1.0)
+            overlay = follow(rgb, overlay, lambda picture: _text_regions(self.detector, [picture], evidence_config))
+        if overlay is not None and not self._mark_reads(pictures, regions, overlay):
+            overlay = None
+        # the mark's own pixels (its faint antialiased edge included) replace the boxes of the faint regions
+        # holding any of it, and the strokes of the other regions it explains: they are undone, not filled
+        # (the strokes found in regions it explains too little of stay: what it does not undo there is filled)
+        reach = overlay.reach if overlay is not None else np.zeros(faint.shape, bool)
+        accounted = (share_covered(faint, reach) > 0) | (share_covered(regions & ~faint, reach, found) >= MIN_EXPLAINED)
+        # a faint region no mark accounts for is kept whole: it must at least be shaped like a line, be seen
+        # more than once (one view alone fires on foliage and gravel) or continue a line that was, and be read
+        believable = _line_shaped(faint, config.min_line_aspect) & _seen_enough(regions, seen, config.min_views)
+        believable = self._read(pictures, faint & ~accounted & believable)
+        blobs = faint & ~accounted & ~believable
+        text = _grown(found & ~accounted & ~blobs, regions, config.grow_pixels)
+        return TextFinding(_with_fringe(rgb8, text, config.fringe_pixels) | reach, overlay)
+
+    def _read(self, pictures: list[np.ndarray], lines: np.ndarray) -> np.ndarray:
+        """bool H x W: the lines (connected parts of ``lines``) the recognizer reads on one of
+        ``pictures`` (all of them without a recognizer)."""
+        if self.reader is None:
+            return lines
+        count, labels = cv2.connectedComponents(lines.astype(np.uint8), connectivity=8)
+        read = np.zeros(count, bool)
+        for label in range(1, count):
+            read[label] = any(self.reader.reads(picture, labels == label) for picture in pictures)
+        return read[labels]
+
+    def _mark_reads(self, pictures: list[np.ndarray], regions: np.ndarray, overlay: Overlay) -> bool:
+        """Whether the recognizer reads one of the lines holding the mark, on one of ``pictures``
+        or on a picture of the mark alone (dark on white): a mark read in a face or a rock's shading
+        holds no characters. The largest few lines are asked; the first read is enough."""
+        if self.reader is None:
+            return True
+        alone = np.round(255 * (1 - overlay.alpha / max(float(overlay.alpha.max()), 1e-6))).astype(np.uint8)
+        pictures = [*pictures, np.repeat(alone[..., None], 3, axis=2)]
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(
+            (regions & (share_covered(regions, overlay.covers) > 0)).astype(np.uint8), connectivity=8)
+        largest = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:MARK_LINES_READ]
+        return any(self.reader.reads(picture, labels == label, least=MARK_CHARACTERS)
+                   for label in largest for picture in pictures)
+
+
+def _colourless(rgb8: np.ndarray) -> np.ndarray:
+    """uint8 H x W: how little colour each pixel has (255 where grey): a white or grey
+    mark drawn over colourful ground takes its colour away."""
+    return 255 - cv2.cvtColor(rgb8, cv2.COLOR_RGB2HSV)[..., 1]
 
 
 def _line_shaped(regions: np.ndarray, min_aspect: float) -> np.ndarray:
