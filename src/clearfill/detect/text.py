@@ -19,6 +19,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -36,7 +37,7 @@ APART = 3.0  # Lab units beyond the ground's own spread (90th percentile) before
 READ_CONFIDENCE = 0.75  # mean confidence of the characters the recognizer reads on a line before it counts as read
 MARK_CHARACTERS = 2  # characters read on one of a mark's lines before it is believed (a dot of photo reads as one)
 MARK_LINES_READ = 5  # a mark's largest lines asked (a tiled mark has dozens; any copy reads as well as another)
-MISSING = ("text detection needs PP-OCRv4's detector: pip install 'clearfill[detect]' and "
+MISSING = ("text detection needs PP-OCRv4's detector and recognizer: pip install 'clearfill[detect]' and "
            "pip install --no-deps rapidocr-onnxruntime==1.4.4")
 
 
@@ -328,8 +329,18 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
         return finding
     # nothing seen: a white or grey mark over colourful ground may show only as the colour it took away;
     # what that picture alone shows is believed only as a mark that can be undone (foliage fires on it too)
-    mark = look.finding(rgb, rgb8, [np.repeat(_colourless(rgb8)[..., None], 3, axis=2)]).overlay
+    mark = look.sightings(rgb, rgb8, [_colourless(rgb8)]).overlay
     return TextFinding(mark.reach, mark) if mark is not None else finding
+
+
+class _Sightings(NamedTuple):
+    """What one look at a few pictures found, before it is judged."""
+
+    regions: np.ndarray  # bool H x W: the text lines the detector sees
+    views: np.ndarray  # int H x W: on how many of its views each line shows
+    strokes: np.ndarray  # bool H x W: the strokes inside the regions
+    faint: np.ndarray  # bool H x W: the regions whose strokes are faint (kept whole)
+    overlay: Overlay | None  # the semi-transparent mark among them
 
 
 @dataclass(frozen=True)
@@ -343,9 +354,29 @@ class _Look:
     def finding(self, rgb: np.ndarray, rgb8: np.ndarray, pictures: list[np.ndarray]) -> TextFinding:
         """The text the detector sees on ``pictures`` (views of ``rgb``), made stroke-accurate on ``rgb`` itself."""
         config = self.config
-        regions, seen = _sightings(self.detector, pictures, config)
         if not config.strokes:
+            regions = _sightings(self.detector, pictures, config)[0]
             return TextFinding(_grown(regions, regions, config.grow_pixels))
+        seen = self.sightings(rgb, rgb8, pictures)
+        regions, found, faint, overlay = seen.regions, seen.strokes, seen.faint, seen.overlay
+        # the mark's own pixels (its faint antialiased edge included) replace the boxes of the faint regions
+        # holding any of it, and the strokes of the other regions it explains: they are undone, not filled
+        # (the strokes found in regions it explains too little of stay: what it does not undo there is filled)
+        reach = overlay.reach if overlay is not None else np.zeros(faint.shape, bool)
+        accounted = (share_covered(faint, reach) > 0) | (share_covered(regions & ~faint, reach, found) >= MIN_EXPLAINED)
+        # a faint region no mark accounts for is kept whole: it must at least be shaped like a line, be seen
+        # more than once (one view alone fires on foliage and gravel) or continue a line that was, and be read
+        believable = _line_shaped(faint, config.min_line_aspect) & _seen_enough(regions, seen.views, config.min_views)
+        believable = self._read(pictures, faint & ~accounted & believable)
+        blobs = faint & ~accounted & ~believable
+        text = _grown(found & ~accounted & ~blobs, regions, config.grow_pixels)
+        return TextFinding(_with_fringe(rgb8, text, config.fringe_pixels) | reach, overlay)
+
+    def sightings(self, rgb: np.ndarray, rgb8: np.ndarray, pictures: list[np.ndarray]) -> _Sightings:
+        """The text regions the detector sees on ``pictures``, their strokes on ``rgb``, and the
+        semi-transparent mark among them (followed, and only if it reads)."""
+        config = self.config
+        regions, views = _sightings(self.detector, pictures, config)
         found, faint = _strokes(rgb8, regions, config.faint_contrast)
         overlay = find_overlay(rgb, faint, regions, found) if config.unblend else None
         if overlay is not None and config.follow_mark:
@@ -355,18 +386,7 @@ class _Look:
             overlay = follow(rgb, overlay, lambda picture: _text_regions(self.detector, [picture], evidence_config))
         if overlay is not None and not self._mark_reads(pictures, regions, overlay):
             overlay = None
-        # the mark's own pixels (its faint antialiased edge included) replace the boxes of the faint regions
-        # holding any of it, and the strokes of the other regions it explains: they are undone, not filled
-        # (the strokes found in regions it explains too little of stay: what it does not undo there is filled)
-        reach = overlay.reach if overlay is not None else np.zeros(faint.shape, bool)
-        accounted = (share_covered(faint, reach) > 0) | (share_covered(regions & ~faint, reach, found) >= MIN_EXPLAINED)
-        # a faint region no mark accounts for is kept whole: it must at least be shaped like a line, be seen
-        # more than once (one view alone fires on foliage and gravel) or continue a line that was, and be read
-        believable = _line_shaped(faint, config.min_line_aspect) & _seen_enough(regions, seen, config.min_views)
-        believable = self._read(pictures, faint & ~accounted & believable)
-        blobs = faint & ~accounted & ~believable
-        text = _grown(found & ~accounted & ~blobs, regions, config.grow_pixels)
-        return TextFinding(_with_fringe(rgb8, text, config.fringe_pixels) | reach, overlay)
+        return _Sightings(regions, views, found, faint, overlay)
 
     def _read(self, pictures: list[np.ndarray], lines: np.ndarray) -> np.ndarray:
         """bool H x W: the lines (connected parts of ``lines``) the recognizer reads on one of
@@ -395,9 +415,9 @@ class _Look:
 
 
 def _colourless(rgb8: np.ndarray) -> np.ndarray:
-    """uint8 H x W: how little colour each pixel has (255 where grey): a white or grey
-    mark drawn over colourful ground takes its colour away."""
-    return 255 - cv2.cvtColor(rgb8, cv2.COLOR_RGB2HSV)[..., 1]
+    """A grey picture of how little colour each pixel has (white where grey): a white
+    or grey mark drawn over colourful ground takes its colour away."""
+    return np.repeat(255 - cv2.cvtColor(rgb8, cv2.COLOR_RGB2HSV)[..., 1:2], 3, axis=2)
 
 
 def _line_shaped(regions: np.ndarray, min_aspect: float) -> np.ndarray:
