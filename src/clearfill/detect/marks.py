@@ -65,6 +65,8 @@ VISIBLE_ALPHA = 0.06  # below this a pixel is not part of the mark
 MAX_LEFT_VISIBLE = 0.5  # undone strokes may keep at most this share of their contrast with the photo
 MAX_LEFT_EXPLAINED = 0.6  # the same, for another region's strokes (they must also be steady: MIN_STEADY)
 COPY_EVIDENCE = 0.5  # median opacity along a copy's strokes, as a share of the mark's, for it to count
+MAX_CHANCE_EVIDENCE = 0.005  # share of a median copy the photo alone may pass as the mark (_whole_copy)
+MAX_CHANCE_LEVEL = 0.9  # the evidence, as a share of the opacity, photo texture must stay under in _whole_copy
 MAX_OUT_OF_RANGE_REPEATED = 0.3  # with opacity and colour known, out-of-range pixels are just left to the fill
 REPEAT_SCORE = 0.35  # normalised correlation with the mark's best copy that counts as another copy
 MIN_LATTICE_COPIES = 6  # copies found before the rest of a lattice is filled in
@@ -234,24 +236,35 @@ def _settled(rgb: np.ndarray, overlay: Overlay, rounds: int = 2) -> Overlay:
 def _stamped(overlay: Overlay, corners: list[tuple[float, float]], size: tuple[int, int]) -> Overlay:
     """A tiled mark's alpha with one stamp at its copies: the per-pixel median of
     the copies' alpha (the photo under each copy differs, the mark does not), placed
-    back at every copy with sub-pixel precision. Outside the copies' boxes (the rest
-    of a mark they were found by a piece of) ``overlay``'s own alpha stays; so does
-    all of it when too few copies lie wholly inside."""
+    back at every copy with sub-pixel precision. Where too few copies lie in the
+    photo to take a median, and outside the copies' boxes (the rest of a mark they
+    were found by a piece of), ``overlay``'s own alpha stays."""
     h, w = size
-    rows, cols = overlay.alpha.shape
     margin = 3  # the antialiased edge around the strokes
-    box = (w + 2 * margin, h + 2 * margin)
-    starts = [(x - margin, y - margin) for x, y in corners]
-    inside = [(x, y) for x, y in starts if x >= 0 and y >= 0 and x + box[0] <= cols - 1 and y + box[1] <= rows - 1]
-    if len(inside) < MIN_STAMP_COPIES:
-        return overlay
-    stamp = np.median([cv2.warpAffine(overlay.alpha, np.float32([[1, 0, -x], [0, 1, -y]]), box, flags=INTERPOLATION)
-                       for x, y in inside], axis=0).clip(0.0, overlay.opacity)
+    stamp = _median_of_copies(overlay.alpha, corners, (-margin, -margin), (h + 2 * margin, w + 2 * margin))
+    seen = np.isfinite(stamp)
+    stamp = np.where(seen, stamp, 0.0).clip(0.0, overlay.opacity).astype(np.float32)
     alpha, boxes = np.zeros_like(overlay.alpha), np.zeros(overlay.alpha.shape, bool)
-    for x, y in starts:
-        _place(alpha, stamp, x, y)
-        _paste(boxes, np.ones(stamp.shape, bool), int(round(x)), int(round(y)))
+    for x, y in corners:
+        _place(alpha, stamp, x - margin, y - margin)
+        _paste(boxes, seen, int(round(x - margin)), int(round(y - margin)))
     return replace(overlay, alpha=np.where(boxes, alpha, overlay.alpha))
+
+
+def _median_of_copies(picture: np.ndarray, corners: list[tuple[float, float]], offset: tuple[float, float],
+                      box: tuple[int, int]) -> np.ndarray:
+    """float32 ``box`` (h, w): the per-pixel median of ``picture`` (float32 H x W) over
+    the boxes at each copy's corner plus ``offset``, sampled with sub-pixel precision;
+    NaN where fewer than MIN_STAMP_COPIES of them lie in the photo."""
+    h, w = box
+    stack = np.stack([cv2.warpAffine(picture, np.float32([[1, 0, -x - offset[0]], [0, 1, -y - offset[1]]]), (w, h),
+                                     flags=INTERPOLATION, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+                      for x, y in corners])
+    seen = np.isfinite(stack).sum(axis=0) >= MIN_STAMP_COPIES
+    median = np.full(box, np.nan, np.float32)
+    if seen.any():
+        median[seen] = np.nanmedian(stack[:, seen], axis=0)
+    return median
 
 
 def _place(canvas: np.ndarray, patch: np.ndarray, x: float, y: float) -> None:
@@ -436,7 +449,8 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     copy to learn from. Its most complete copy is matched against the evidence
     map of the whole photo (copies cut by the border included); the copies found
     are then averaged into a cleaner template (the photo under each differs, the
-    mark does not) and matched once more, kept when it finds as many copies."""
+    mark does not) and matched once more, kept when it finds as many copies. On a
+    lattice, the copies' median then shows what the template left out (``_whole_copy``)."""
     covers = overlay.covers
     widest, typical = _stroke_width(covers), _stroke_width(covers, TYPICAL_STROKE)
     moved = _moved_evidence(rgb, overlay.colour, widest)
@@ -461,6 +475,10 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     # specks in the template (photo noise read as the mark) would be undone at every copy
     shape = _without_specks(shape, typical ** 2 // 4)
     corners, basis = _on_lattice(corners, shape, evidence, overlay.opacity)
+    if basis is not None:  # the lattice's points again, for the whole copy: more of them reach into the photo
+        corners, shape = _whole_copy(evidence, corners, basis, shape, overlay.opacity)
+        shape = _without_specks(shape, typical ** 2 // 4)
+        corners, basis = _on_lattice(corners, shape, evidence, overlay.opacity)
     if basis is None:
         # off a lattice, chance matches are likelier (dark hair for a black mark): each copy
         # must show the mark's one opacity, which such a match reaches in places only
@@ -469,6 +487,55 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
         if len(corners) < MIN_COPIES:
             return None
     return corners, basis, shape
+
+
+def _whole_copy(evidence: np.ndarray, corners: list[tuple[float, float]], basis: np.ndarray, shape: np.ndarray,
+                opacity: float) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """(corners, shape) of a tiled mark as one lattice cell of it, when its best
+    piece left some of it out (words over ground where the mark hardly showed in the
+    copy the piece was cut from). Those show in the median evidence across all
+    copies, the photo under each being different; the cell (the points within half
+    a step of the piece's centre along both lattice steps, a pixel more for rounding)
+    placed at every lattice point tiles the photo, so whatever it cuts of one copy
+    another's cell holds. Left as it is where the photo's texture alone passes for
+    the mark as often (the same median over boxes jittered off the copies)."""
+    h, w = shape.shape
+    basis = _reduced(basis)
+    span = np.abs(basis).sum(axis=0)  # the cell's width and height
+    box = (int(np.ceil(span[1])) + 3, int(np.ceil(span[0])) + 3)
+    corner = np.round(np.array([w, h]) / 2 - np.array(box[::-1]) / 2)  # in the piece's frame
+    evidence = evidence.astype(np.float32)
+    median = _median_of_copies(evidence, corners, corner, box)
+    jitter = np.random.default_rng(0).uniform(-span / 2, span / 2, (len(corners), 2))
+    chance = _median_of_copies(evidence, list(np.asarray(corners) + jitter), corner, box)
+    if not np.isfinite(chance).any():
+        return corners, shape
+    chance = float(np.nanquantile(chance, 1.0 - MAX_CHANCE_EVIDENCE))
+    if chance > MAX_CHANCE_LEVEL * opacity:
+        return corners, shape
+    rows, cols = np.mgrid[:box[0], :box[1]]
+    steps = (np.stack([cols, rows], axis=-1) + corner - np.array([w, h]) / 2) @ np.linalg.inv(basis)
+    margin = 1.5 / np.linalg.norm(basis, axis=1)  # a pixel and a half of each step
+    cell = np.all(np.abs(steps) <= 0.5 + margin, axis=-1)
+    stamp = cell & (median >= max(COPY_EVIDENCE * opacity, chance))
+    if not stamp.any():
+        return corners, shape
+    ys, xs = np.nonzero(stamp)
+    x0, y0 = corner + np.array([xs.min(), ys.min()])
+    return [(x + x0, y + y0) for x, y in corners], stamp[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+
+
+def _reduced(basis: np.ndarray) -> np.ndarray:
+    """The 2 x 2 basis of the same lattice with the shortest, most nearly orthogonal
+    steps (Lagrange-Gauss reduction): its cell is the most compact."""
+    first, second = basis.astype(np.float64)
+    while True:
+        if np.dot(second, second) < np.dot(first, first):
+            first, second = second, first
+        multiple = round(float(np.dot(first, second) / np.dot(first, first)))
+        if multiple == 0:
+            return np.array([first, second])
+        second = second - multiple * first
 
 
 def _best_piece(evidence: np.ndarray, covers: np.ndarray, opacity: float,
