@@ -363,6 +363,18 @@ def test_a_tiled_marks_stamp_is_the_median_of_the_copies_even_cut_by_the_border(
     assert 10 * np.log10(1 / error) > 34.3  # 33.9 dB from each copy's own estimate
 
 
+@requires_shared(TEXT_BENCH)
+def test_a_mark_whose_lines_still_read_once_undone_is_not_the_text():
+    """A dark credit across a fence is too faint against the planks to split into
+    strokes; the planks between its letters were taken for a white mark, which
+    accounted for the line, and only the planks were undone. With that mark undone
+    the credit still reads, so the mark is not the text: the line is filled."""
+    image, visible = text_bench_case("lomiri_friends", "corner")
+    found = text_detection.detect_text(image)
+    assert found.overlay is None
+    assert found.mask[visible].mean() > 0.98  # 0.45: the planks alone
+
+
 def test_faint_regions_kept_whole_must_be_shaped_like_a_line():
     regions = np.zeros((300, 400), np.uint8)
     cv2.ellipse(regions, (100, 100), (40, 34), 0, 0, 360, 1, -1)  # a blob on petals

@@ -363,7 +363,13 @@ class _Look:
         # holding any of it, and the strokes of the other regions it explains: they are undone, not filled
         # (the strokes found in regions it explains too little of stay: what it does not undo there is filled)
         reach = overlay.reach if overlay is not None else np.zeros(faint.shape, bool)
-        accounted = (share_covered(faint, reach) > 0) | (share_covered(regions & ~faint, reach, found) >= MIN_EXPLAINED)
+        touched = faint & (share_covered(faint, reach) > 0)
+        accounted = touched | (share_covered(regions & ~faint, reach, found) >= MIN_EXPLAINED)
+        if overlay is not None and not self._undoing_unreads(rgb, overlay, accounted):
+            # every line it was found in still reads with it undone: their text is not the mark (planks
+            # of a fence between a dark credit's letters taken for a white one), so it is neither undone
+            # nor does it account for them
+            overlay, reach, accounted = None, np.zeros(faint.shape, bool), np.zeros(faint.shape, bool)
         # a faint region no mark accounts for is kept whole: it must at least be shaped like a line, be seen
         # more than once (one view alone fires on foliage and gravel) or continue a line that was, and be read
         believable = _line_shaped(faint, config.min_line_aspect) & _seen_enough(regions, seen.views, config.min_views)
@@ -398,6 +404,16 @@ class _Look:
         for label in range(1, count):
             read[label] = any(self.reader.reads(picture, labels == label) for picture in pictures)
         return read[labels]
+
+    def _undoing_unreads(self, rgb: np.ndarray, overlay: Overlay, lines: np.ndarray) -> bool:
+        """Whether one of ``lines`` (its largest first) no longer reads with ``overlay`` undone,
+        as the mark's own lines do (always without a recognizer, or lines to ask)."""
+        if self.reader is None or not lines.any():
+            return True
+        undone = quantize(overlay.undo(rgb)[0])
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(lines.astype(np.uint8), connectivity=8)
+        return any(not self.reader.reads(undone, labels == label)
+                   for label in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA]))
 
     def _mark_reads(self, pictures: list[np.ndarray], regions: np.ndarray, overlay: Overlay) -> bool:
         """Whether the recognizer reads one of the lines holding the mark, on one of ``pictures``
