@@ -375,6 +375,17 @@ def test_a_mark_whose_lines_still_read_once_undone_is_not_the_text():
     assert found.mask[visible].mean() > 0.98  # 0.45: the planks alone
 
 
+@requires_shared(TEXT_BENCH)
+def test_a_line_whose_strokes_alone_do_not_read_is_kept_whole():
+    """A dark credit over the dragonfly's bokeh: the split into strokes and ground
+    took a bright blob beside its letters for the text (the letters are as dark as
+    the ground around them). The credit reads on the photo, its strokes alone read
+    a few unsure characters of 22, so the whole line is filled."""
+    image, visible = text_bench_case("lomiri_dragonfly", "corner")
+    found = text_detection.detect_text(image)
+    assert found.mask[visible].mean() > 0.98  # 0.33: the blob and a few letters
+
+
 def test_faint_regions_kept_whole_must_be_shaped_like_a_line():
     regions = np.zeros((300, 400), np.uint8)
     cv2.ellipse(regions, (100, 100), (40, 34), 0, 0, 360, 1, -1)  # a blob on petals

@@ -153,11 +153,16 @@ class TextReader(_PublishedModel):
 
     def reads(self, rgb8: np.ndarray, region: np.ndarray, least: int = 1) -> bool:
         """Whether ``least`` characters or more are read along the line ``region`` (bool
-        H x W) covers, with a mean confidence of at least READ_CONFIDENCE; the line is
-        turned level along its longer side, and read upside down too when that fails."""
+        H x W) covers, with a mean confidence of at least READ_CONFIDENCE."""
+        return self.characters(rgb8, region) >= least
+
+    def characters(self, rgb8: np.ndarray, region: np.ndarray, confidence: float = READ_CONFIDENCE) -> int:
+        """How many characters are read along the line ``region`` (bool H x W) covers, at
+        a mean ``confidence`` or more (0 when less); the line is turned level along its
+        longer side, and read upside down too when that fails."""
         line = _level_line(rgb8, region)
-        return any(count >= least and confidence >= READ_CONFIDENCE
-                   for count, confidence in map(self._characters, (line, line[::-1, ::-1])))
+        return next((count for count, mean in map(self._characters, (line, line[::-1, ::-1])) if mean >= confidence),
+                    0)
 
     def _characters(self, rgb8: np.ndarray) -> tuple[int, float]:
         """(how many characters the line ``rgb8`` holds, their mean confidence)."""
@@ -384,6 +389,8 @@ class _Look:
         config = self.config
         regions, views = _sightings(self.detector, pictures, config)
         found, faint = _strokes(rgb8, regions, config.faint_contrast)
+        missed = self._split_off_the_text(rgb8, regions & ~faint, found)
+        found, faint = found | missed, faint | missed
         overlay = find_overlay(rgb, faint, regions, found) if config.unblend else None
         if overlay is not None and config.follow_mark:
             # no thickness limit on the mark's evidence picture: the blobs it guards against are the photo's
@@ -404,6 +411,22 @@ class _Look:
         for label in range(1, count):
             read[label] = any(self.reader.reads(picture, labels == label) for picture in pictures)
         return read[labels]
+
+    def _split_off_the_text(self, rgb8: np.ndarray, lines: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+        """bool H x W: the ``lines`` read on the photo whose ``strokes`` alone (dark on white)
+        read as under half as many characters, however unsure: the split took something else
+        for the text (a bright blob of bokeh beside a dark credit's letters), so the line is
+        better kept whole (none without a recognizer)."""
+        if self.reader is None or not lines.any():
+            return np.zeros(lines.shape, bool)
+        alone = np.repeat(np.where(strokes, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+        count, labels = cv2.connectedComponents(lines.astype(np.uint8), connectivity=8)
+        missed = np.zeros(count, bool)
+        for label in range(1, count):
+            line = labels == label
+            read = self.reader.characters(rgb8, line)
+            missed[label] = read > 0 and self.reader.characters(alone, line, confidence=0.0) < read / 2
+        return missed[labels]
 
     def _undoing_unreads(self, rgb: np.ndarray, overlay: Overlay, lines: np.ndarray) -> bool:
         """Whether one of ``lines`` (its largest first) no longer reads with ``overlay`` undone,
