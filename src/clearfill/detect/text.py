@@ -16,7 +16,9 @@ PP-OCRv4's recognizer (``ch_PP-OCRv4_rec_infer.onnx``, from the same wheel).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -406,11 +408,11 @@ class _Look:
         ``pictures`` (all of them without a recognizer)."""
         if self.reader is None:
             return lines
-        count, labels = cv2.connectedComponents(lines.astype(np.uint8), connectivity=8)
-        read = np.zeros(count, bool)
-        for label in range(1, count):
-            read[label] = any(self.reader.reads(picture, labels == label) for picture in pictures)
-        return read[labels]
+        read = np.zeros(lines.shape, bool)
+        for line in _largest_first(lines):
+            if any(self.reader.reads(picture, line) for picture in pictures):
+                read |= line
+        return read
 
     def _split_off_the_text(self, rgb8: np.ndarray, lines: np.ndarray, strokes: np.ndarray) -> np.ndarray:
         """bool H x W: the ``lines`` read on the photo whose ``strokes`` alone (dark on white)
@@ -419,14 +421,13 @@ class _Look:
         better kept whole (none without a recognizer)."""
         if self.reader is None or not lines.any():
             return np.zeros(lines.shape, bool)
-        alone = np.repeat(np.where(strokes, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-        count, labels = cv2.connectedComponents(lines.astype(np.uint8), connectivity=8)
-        missed = np.zeros(count, bool)
-        for label in range(1, count):
-            line = labels == label
+        alone = _dark_on_white(strokes)
+        missed = np.zeros(lines.shape, bool)
+        for line in _largest_first(lines):
             read = self.reader.characters(rgb8, line)
-            missed[label] = read > 0 and self.reader.characters(alone, line, confidence=0.0) < read / 2
-        return missed[labels]
+            if read > 0 and self.reader.characters(alone, line, confidence=0.0) < read / 2:
+                missed |= line
+        return missed
 
     def _undoing_unreads(self, rgb: np.ndarray, overlay: Overlay, lines: np.ndarray) -> bool:
         """Whether one of ``lines`` (its largest first) no longer reads with ``overlay`` undone,
@@ -434,9 +435,7 @@ class _Look:
         if self.reader is None or not lines.any():
             return True
         undone = quantize(overlay.undo(rgb)[0])
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(lines.astype(np.uint8), connectivity=8)
-        return any(not self.reader.reads(undone, labels == label)
-                   for label in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA]))
+        return any(not self.reader.reads(undone, line) for line in _largest_first(lines))
 
     def _mark_reads(self, pictures: list[np.ndarray], regions: np.ndarray, overlay: Overlay) -> bool:
         """Whether the recognizer reads one of the lines holding the mark, on one of ``pictures``
@@ -444,13 +443,23 @@ class _Look:
         holds no characters. The largest few lines are asked; the first read is enough."""
         if self.reader is None:
             return True
-        alone = np.round(255 * (1 - overlay.alpha / max(float(overlay.alpha.max()), 1e-6))).astype(np.uint8)
-        pictures = [*pictures, np.repeat(alone[..., None], 3, axis=2)]
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(
-            (regions & (share_covered(regions, overlay.covers) > 0)).astype(np.uint8), connectivity=8)
-        largest = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:MARK_LINES_READ]
-        return any(self.reader.reads(picture, labels == label, least=MARK_CHARACTERS)
-                   for label in largest for picture in pictures)
+        pictures = [*pictures, _dark_on_white(overlay.alpha / max(float(overlay.alpha.max()), 1e-6))]
+        holding = regions & (share_covered(regions, overlay.covers) > 0)
+        return any(self.reader.reads(picture, line, least=MARK_CHARACTERS)
+                   for line in itertools.islice(_largest_first(holding), MARK_LINES_READ) for picture in pictures)
+
+
+def _largest_first(lines: np.ndarray) -> Iterator[np.ndarray]:
+    """The connected parts of ``lines`` (bool H x W), one bool mask each, largest first."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(lines.astype(np.uint8), connectivity=8)
+    for label in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA]):
+        yield labels == label
+
+
+def _dark_on_white(weight: np.ndarray) -> np.ndarray:
+    """uint8 RGB picture of ``weight`` (0..1, or bool) as ink: black where 1, white where 0."""
+    grey = np.round(255 * (1 - weight.astype(np.float32))).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def _colourless(rgb8: np.ndarray) -> np.ndarray:
