@@ -544,3 +544,18 @@ def test_a_white_mark_that_shows_only_as_lost_colour_is_found_and_undone():
     far = ~(cv2.dilate(visible.astype(np.uint8), np.ones((33, 33), np.uint8)) > 0)
     assert found.overlay is not None and found.overlay.covers[visible].mean() > 0.7
     assert found.mask[far].mean() < 0.002
+
+
+@requires_shared(TEXT_BENCH)
+def test_a_white_mark_over_bright_planks_is_learnt_from_the_strokes_the_lost_colour_shows():
+    """'SUMMER 2019' in white at about 45% over sunlit yellow planks shows only as
+    the colour it took away. The planks' own bright streaks moved towards white too:
+    taken for strokes beside the letters, they still stood out once undone, and the
+    mark was refused (nothing found). Its strokes are now only those the picture of
+    lost colour shows, and the photo under them comes back."""
+    image, visible = text_bench_case("plasma_bythewater", "watermark")
+    found = text_detection.detect_text(image)
+    assert found.overlay is not None and found.mask[visible].mean() > 0.98  # 0: refused
+    undone, _ = found.overlay.undo(image)
+    error = float(np.mean((undone - bench_photo("plasma_bythewater"))[visible] ** 2))
+    assert 10 * np.log10(1 / error) > 30

@@ -136,15 +136,17 @@ class _Reading(NamedTuple):
 
 
 def find_overlay(rgb: np.ndarray, faint: np.ndarray, regions: np.ndarray | None = None,
-                 strokes: np.ndarray | None = None) -> Overlay | None:
+                 strokes: np.ndarray | None = None, shown: np.ndarray | None = None) -> Overlay | None:
     """The semi-transparent mark inside the ``faint`` text regions (bool H x W), or
-    None when they do not look like one. Bright and dark marks are both tried; of
+    None when they do not look like one. Its strokes are looked for on ``shown``
+    (uint8 H x W, a picture the mark stands out on; the photo's grey by default).
+    Bright and dark marks are both tried; of
     those whose undoing stays in range, the one whose strokes vanish best wins. A
     mark repeated across the photo (a tiled stock-photo mark) is then followed to the
     copies the text detector missed, and to the other text ``regions`` whose text
     ``strokes`` it explains (letters of the mark over dark or busy ground stand out
     like opaque text)."""
-    overlay = _mark(rgb, faint)
+    overlay = _mark(rgb, faint, shown)
     if regions is None or strokes is None:
         return overlay
     if overlay is not None:
@@ -181,11 +183,14 @@ def _strong_mark(rgb: np.ndarray, regions: np.ndarray, strokes: np.ndarray) -> O
     return None
 
 
-def _mark(rgb: np.ndarray, faint: np.ndarray) -> Overlay | None:
+def _mark(rgb: np.ndarray, faint: np.ndarray, shown: np.ndarray | None = None) -> Overlay | None:
     if not faint.any():
         return None
-    gray = cv2.cvtColor(quantize(rgb), cv2.COLOR_RGB2GRAY)
-    readings = [_estimate(rgb, faint, strokes) for strokes in _strokes(gray, faint)]
+    if shown is None:
+        readings = [_estimate(rgb, faint, strokes)
+                    for strokes in _strokes(cv2.cvtColor(quantize(rgb), cv2.COLOR_RGB2GRAY), faint)]
+    else:  # the photo's own bright or dark detail moved towards the mark's colour too: only what ``shown`` shows
+        readings = [_estimate(rgb, faint, strokes, within=strokes) for strokes in _strokes(shown, faint)]
     plausible = [r for r in readings if r.overlay is not None and r.out_of_range <= MAX_OUT_OF_RANGE]
     if not plausible:
         return None
@@ -373,15 +378,16 @@ def _share(covers: np.ndarray, pixels: np.ndarray) -> float:
     return float(covers[pixels].mean()) if pixels.any() else 0.0
 
 
-def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray) -> _Reading:
+def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, within: np.ndarray | None = None) -> _Reading:
     """The mark one guess at the strokes leads to: a first fit on them, then the
-    strokes that fit sees across the regions, fitted again."""
+    strokes that fit sees across the regions (``within`` those pixels), fitted again."""
     estimate = _fit(rgb, strokes) if strokes.sum() >= 30 else None
     if estimate is None:
         return _Reading(1.0, None, strokes)
     opacity, colour, _ = estimate
     alpha = _evidence(rgb, opacity, colour, _stroke_width(strokes)) * _grow(faint, 3)
-    return _overlay(rgb, faint, _thin(alpha >= 0.5 * opacity))
+    seen = _thin(alpha >= 0.5 * opacity)
+    return _overlay(rgb, faint, seen if within is None else seen & within)
 
 
 def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Overlay | None = None,

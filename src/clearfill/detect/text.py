@@ -336,7 +336,8 @@ def detect_text(rgb: np.ndarray, config: TextConfig = TextConfig(),
         return finding
     # nothing seen: a white or grey mark over colourful ground may show only as the colour it took away;
     # what that picture alone shows is believed only as a mark that can be undone (foliage fires on it too)
-    mark = look.sightings(rgb, rgb8, [_colourless(rgb8)]).overlay
+    lost = _colourless(rgb8)
+    mark = look.sightings(rgb, rgb8, [lost], shown=lost[..., 0]).overlay
     return TextFinding(mark.reach, mark) if mark is not None else finding
 
 
@@ -385,15 +386,17 @@ class _Look:
         text = _grown(found & ~accounted & ~blobs, regions, config.grow_pixels)
         return TextFinding(_with_fringe(rgb8, text, config.fringe_pixels) | reach, overlay)
 
-    def sightings(self, rgb: np.ndarray, rgb8: np.ndarray, pictures: list[np.ndarray]) -> _Sightings:
+    def sightings(self, rgb: np.ndarray, rgb8: np.ndarray, pictures: list[np.ndarray],
+                  shown: np.ndarray | None = None) -> _Sightings:
         """The text regions the detector sees on ``pictures``, their strokes on ``rgb``, and the
-        semi-transparent mark among them (followed, and only if it reads)."""
+        semi-transparent mark among them (followed, and only if it reads), its strokes looked for
+        on ``shown`` (uint8 H x W; the photo's grey by default)."""
         config = self.config
         regions, views = _sightings(self.detector, pictures, config)
         found, faint = _strokes(rgb8, regions, config.faint_contrast)
         missed = self._split_off_the_text(rgb8, regions & ~faint, found)
         found, faint = found | missed, faint | missed
-        overlay = find_overlay(rgb, faint, regions, found) if config.unblend else None
+        overlay = find_overlay(rgb, faint, regions, found, shown) if config.unblend else None
         if overlay is not None and config.follow_mark:
             # no thickness limit on the mark's evidence picture: the blobs it guards against are the photo's
             # (petals, boats), and a large centred mark's letters are thicker than any caption's
