@@ -552,10 +552,12 @@ def test_a_white_mark_over_bright_planks_is_learnt_from_the_strokes_the_lost_col
     the colour it took away. The planks' own bright streaks moved towards white too:
     taken for strokes beside the letters, they still stood out once undone, and the
     mark was refused (nothing found). Its strokes are now only those the picture of
-    lost colour shows, and the photo under them comes back."""
+    lost colour shows. Followed along its line, the streak under the letters moved by
+    about the mark's opacity too, but along the planks' yellow, not straight towards
+    white: it is left as it is, and the photo under the mark comes back."""
     image, visible = text_bench_case("plasma_bythewater", "watermark")
     found = text_detection.detect_text(image)
     assert found.overlay is not None and found.mask[visible].mean() > 0.98  # 0: refused
     undone, _ = found.overlay.undo(image)
     error = float(np.mean((undone - bench_photo("plasma_bythewater"))[visible] ** 2))
-    assert 10 * np.log10(1 / error) > 30
+    assert 10 * np.log10(1 / error) > 35.3  # 36.2; 34.5 with the streak undone too

@@ -28,7 +28,7 @@ at every copy. The mark is also followed into other text regions it explains
 its strokes there show the mark's one opacity (texture moved towards its colour does
 not), and, with ``follow``, into the lines a picture of its own evidence shows: the
 whole of each line is estimated again, and a single mark takes in the pixels along
-them that moved by its opacity. A mark over half opaque stands out like opaque text:
+them that moved straight towards its colour by its opacity. A mark over half opaque stands out like opaque text:
 when no faint region holds it, it is looked for among the clear regions too.
 
 The estimate is refused (the regions are then simply inpainted) when the opacity is
@@ -56,6 +56,7 @@ OPACITY_RANGE = (0.08, 0.8)  # outside it a "mark" is either invisible or nearly
 MAX_OUT_OF_RANGE = 0.12  # share of stroke pixels that undoing may push outside [0, 1] before it is refused
 MIN_COVERED = 0.12  # share of a faint region the mark's strokes must cover to account for its text
 MIN_EXPLAINED = 0.8  # share of another region's text strokes the mark must cover to account for them
+MAX_ASIDE = 0.6  # a pixel moved towards the mark's colour when it moved aside that line under this share as far
 STEADY_TOLERANCE = 0.2  # a stroke pixel shows the mark's opacity when it moved by it within this share
 MIN_STEADY = 0.4  # share of another region's strokes that must show the mark's own opacity (_steady)
 MIN_STRONG_EXPLAINED = 0.6  # share of opaque-looking text strokes a strong mark must cover (_strong_mark)
@@ -296,7 +297,8 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     the mark's colour hardly moved). A tiled mark's copies are complete already (a
     copy of its best piece): it takes only what lies beyond them."""
     width, opacity = _stroke_width(overlay.covers), overlay.opacity
-    moved = _moved_evidence(rgb, overlay.colour, width)
+    underneath = _underneath(rgb, overlay.colour, width)
+    moved = _moved(rgb, underneath, overlay.colour)
     grey = np.round(np.clip(moved / opacity, 0.0, 1.0) * 255).astype(np.uint8)
     regions = find_text(np.repeat(grey[..., None], 3, axis=2))
     touched = share_covered(regions, overlay.covers) >= MIN_COVERED
@@ -304,11 +306,13 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     followed = _explain(rgb, candidates, _thin((moved >= 0.5 * opacity) & candidates), overlay)
     if overlay.repeated:
         return followed
-    # the pixels of those lines that moved by the mark's own opacity are its too (parts of letters over
-    # ground where the estimates above read them as photo); specks of texture that did so alone are not
+    # the pixels of those lines that moved straight towards its colour by its own opacity are its too (parts
+    # of letters over ground where the estimates above read them as photo); specks of texture that did so
+    # alone are not
     strokes = followed.strokes
     held = regions & (share_covered(regions, followed.covers) >= MIN_COVERED)  # lines the mark is seen on
     steady = held & (np.abs(moved - opacity) <= STEADY_TOLERANCE * opacity)
+    steady &= _towards(rgb, underneath, overlay.colour, moved)
     marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
     edge = np.where(_grow(marked, 2), followed.alpha, 0.0)  # the antialiased edge as estimated
     return _made_precise(rgb, _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge, opacity))))
@@ -442,10 +446,25 @@ def _moved_evidence(rgb: np.ndarray, colour: np.ndarray, width: int) -> np.ndarr
     """Per pixel, how far it moved towards ``colour``, judged against a background
     that needs no strokes yet: the photo with anything thinner than ``width``
     towards the mark's colour taken away (opening for bright marks, closing for dark)."""
+    return _moved(rgb, _underneath(rgb, colour, width), colour)
+
+
+def _underneath(rgb: np.ndarray, colour: np.ndarray, width: int) -> np.ndarray:
+    """The photo with anything thinner than ``width`` towards ``colour`` taken away."""
     element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
     bright = float(colour.mean()) >= 0.5
-    underneath = cv2.morphologyEx(rgb, cv2.MORPH_OPEN if bright else cv2.MORPH_CLOSE, element)
-    return _moved(rgb, underneath, colour)
+    return cv2.morphologyEx(rgb, cv2.MORPH_OPEN if bright else cv2.MORPH_CLOSE, element)
+
+
+def _towards(rgb: np.ndarray, underneath: np.ndarray, colour: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """bool H x W: the pixels whose change from the ground ``underneath`` them, ``moved``
+    of the way to ``colour`` (``_moved``), strays aside of that way by under MAX_ASIDE
+    times as far. A mark moves each pixel straight towards its colour; the photo's own
+    highlights on coloured ground (sunlit yellow planks under a white mark) move along
+    the ground's colour."""
+    reach = np.maximum(np.sum((colour[None, None] - underneath) ** 2, axis=2), 1e-3)
+    aside = np.sqrt(np.maximum(np.sum((rgb - underneath) ** 2, axis=2) / reach - moved ** 2, 0.0))
+    return aside <= MAX_ASIDE * np.maximum(moved, 0.0)
 
 
 def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float]], np.ndarray | None,
