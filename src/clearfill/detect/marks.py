@@ -28,8 +28,9 @@ at every copy. The mark is also followed into other text regions it explains
 its strokes there show the mark's one opacity (texture moved towards its colour does
 not), and, with ``follow``, into the lines a picture of its own evidence shows: the
 whole of each line is estimated again, and a single mark takes in the pixels along
-them that moved straight towards its colour by its opacity. A mark over half opaque stands out like opaque text:
-when no faint region holds it, it is looked for among the clear regions too.
+them that moved straight towards its colour by its opacity. A mark over half opaque
+stands out like opaque text: when no faint region holds it, it is looked for among
+the clear regions too.
 
 The estimate is refused (the regions are then simply inpainted) when the opacity is
 implausible, when undoing it would push many pixels out of range (a wrong colour or
@@ -187,11 +188,10 @@ def _strong_mark(rgb: np.ndarray, regions: np.ndarray, strokes: np.ndarray) -> O
 def _mark(rgb: np.ndarray, faint: np.ndarray, shown: np.ndarray | None = None) -> Overlay | None:
     if not faint.any():
         return None
-    if shown is None:
-        readings = [_estimate(rgb, faint, strokes)
-                    for strokes in _strokes(cv2.cvtColor(quantize(rgb), cv2.COLOR_RGB2GRAY), faint)]
-    else:  # the photo's own bright or dark detail moved towards the mark's colour too: only what ``shown`` shows
-        readings = [_estimate(rgb, faint, strokes, within=strokes) for strokes in _strokes(shown, faint)]
+    gray = cv2.cvtColor(quantize(rgb), cv2.COLOR_RGB2GRAY) if shown is None else shown
+    # on another picture than the photo's, the strokes are the mark's alone: the photo's own bright or dark
+    # detail also moved towards the mark's colour, and is not taken in again
+    readings = [_estimate(rgb, faint, strokes, confined=shown is not None) for strokes in _strokes(gray, faint)]
     plausible = [r for r in readings if r.overlay is not None and r.out_of_range <= MAX_OUT_OF_RANGE]
     if not plausible:
         return None
@@ -382,16 +382,16 @@ def _share(covers: np.ndarray, pixels: np.ndarray) -> float:
     return float(covers[pixels].mean()) if pixels.any() else 0.0
 
 
-def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, within: np.ndarray | None = None) -> _Reading:
+def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, confined: bool = False) -> _Reading:
     """The mark one guess at the strokes leads to: a first fit on them, then the
-    strokes that fit sees across the regions (``within`` those pixels), fitted again."""
+    strokes that fit sees across the regions (``confined``: among the guessed ones), fitted again."""
     estimate = _fit(rgb, strokes) if strokes.sum() >= 30 else None
     if estimate is None:
         return _Reading(1.0, None, strokes)
     opacity, colour, _ = estimate
     alpha = _evidence(rgb, opacity, colour, _stroke_width(strokes)) * _grow(faint, 3)
     seen = _thin(alpha >= 0.5 * opacity)
-    return _overlay(rgb, faint, seen if within is None else seen & within)
+    return _overlay(rgb, faint, seen & strokes if confined else seen)
 
 
 def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Overlay | None = None,
