@@ -59,6 +59,7 @@ MIN_COVERED = 0.12  # share of a faint region the mark's strokes must cover to a
 MIN_EXPLAINED = 0.8  # share of another region's text strokes the mark must cover to account for them
 MAX_ASIDE = 0.6  # a pixel moved towards the mark's colour when it moved aside that line under this share as far
 STEADY_TOLERANCE = 0.2  # a stroke pixel shows the mark's opacity when it moved by it within this share
+STEADY_OVERSHOOT = 0.5  # a pixel along the mark's lines shows it moving by up to this share more (_shows_opacity)
 MIN_STEADY = 0.4  # share of another region's strokes that must show the mark's own opacity (_steady)
 MIN_STRONG_EXPLAINED = 0.6  # share of opaque-looking text strokes a strong mark must cover (_strong_mark)
 MIN_STRONG_STEADY = 0.7  # share of its stroke interiors that must show its one opacity
@@ -311,9 +312,9 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     # alone are not
     strokes = followed.strokes
     held = regions & (share_covered(regions, followed.covers) >= MIN_COVERED)  # lines the mark is seen on
-    steady = held & (np.abs(moved - opacity) <= STEADY_TOLERANCE * opacity)
-    steady &= _towards(rgb, underneath, overlay.colour, moved)
-    marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
+    steady = _shows_opacity(moved, opacity) & _towards(rgb, underneath, overlay.colour, moved)
+    marked = strokes | _without_specks(strokes | (held & steady), width ** 2 // 4)
+    marked |= _attached(marked, steady, _stroke_width(overlay.covers, TYPICAL_STROKE))
     edge = np.where(_grow(marked, 2), followed.alpha, 0.0)  # the antialiased edge as estimated
     return _made_precise(rgb, _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge, opacity))))
 
@@ -369,6 +370,27 @@ def _explain(rgb: np.ndarray, regions: np.ndarray, text: np.ndarray, overlay: Ov
                 and _share(reading.overlay.covers, text[window] & region) >= MIN_EXPLAINED):
             np.maximum(alpha[window], _settled(rgb[window], reading.overlay).alpha, out=alpha[window])
     return replace(overlay, alpha=alpha)
+
+
+def _attached(marked: np.ndarray, steady: np.ndarray, reach: int) -> np.ndarray:
+    """bool H x W: the ``steady`` pixels within ``reach`` of ``marked`` that join it
+    (through one another): the parts of its letters beyond the lines the detector
+    drew: a descender cut off at a line's edge."""
+    joined = marked | (_grow(marked, reach) & steady)
+    count, labels = cv2.connectedComponents(joined.astype(np.uint8), connectivity=8)
+    joins = np.zeros(count, bool)
+    joins[np.unique(labels[marked])] = True
+    return joins[labels] & joined & ~marked
+
+
+def _shows_opacity(moved: np.ndarray, opacity: float) -> np.ndarray:
+    """bool: which pixels along a mark's lines moved by its opacity. More is let
+    pass over it than under: the ground a pixel is judged against, opened (a
+    bright mark) or closed (a dark one), lies beyond the true ground, away from the
+    mark's colour, so a pixel of the mark can read as having moved further than it
+    did. (Whether a set of strokes is a mark at all, ``_steady``, keeps the tight
+    band both ways: opaque text passed the loose one.)"""
+    return (moved >= (1 - STEADY_TOLERANCE) * opacity) & (moved <= (1 + STEADY_OVERSHOOT) * opacity)
 
 
 def _steady(moved: np.ndarray, opacity: float) -> float:
