@@ -36,6 +36,7 @@ RECOGNIZER_FILE = "ch_PP-OCRv4_rec_infer.onnx"
 RECOGNIZER_SHA256 = "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"  # the same wheel
 MIN_SIGHTING = 0.05  # share of a text line a view's kernel must cover for that view to have seen it
 APART = 3.0  # Lab units beyond the ground's own spread (90th percentile) before a colour stands apart from it
+MIN_OUTLINED_RIM = 0.5  # share of a line's mask's rim that stands apart when the mask ends inside an outline
 READ_CONFIDENCE = 0.75  # mean confidence of the characters the recognizer reads on a line before it counts as read
 MARK_CHARACTERS = 2  # characters read on one of a mark's lines before it is believed (a dot of photo reads as one)
 MARK_LINES_READ = 5  # a mark's largest lines asked (a tiled mark has dozens; any copy reads as well as another)
@@ -274,7 +275,10 @@ def _apart_from_ground(colours: np.ndarray, ground: np.ndarray) -> tuple[np.ndar
 def _with_fringe(rgb8: np.ndarray, text: np.ndarray, pixels: int) -> np.ndarray:
     """``text`` grown by up to ``pixels`` more through the pixels that still stand
     apart from the ground beyond them: the soft outer edge of a caption's outline or
-    a credit's shadow, which a fixed growth cuts (and a fill then smears inward)."""
+    a credit's shadow, which a fixed growth cuts (and a fill then smears inward).
+    The edge fades out over one more pixel: where the fringe grew, and all around a
+    line whose mask ends inside an outline (its rim mostly stands apart), since the
+    outline's soft edge is there too where the ground is as dark as the outline."""
     if not pixels or not text.any():
         return text
     lab = cv2.cvtColor(rgb8, cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -296,14 +300,20 @@ def _with_fringe(rgb8: np.ndarray, text: np.ndarray, pixels: int) -> np.ndarray:
         grown = text[box].copy()
         for _ in range(pixels):  # only what touches the text, one pixel at a time
             grown |= _dilated(grown) & edge
-        # the edge fades out over one more pixel than stands apart (only where an edge was found)
-        out[box] |= grown | (_dilated(grown & ~text[box]) & line)
+        rim = line & text[box] & ~_shrunk(text[box])
+        outlined = rim.any() and float(np.mean(distance[rim] > spread + APART)) >= MIN_OUTLINED_RIM
+        out[box] |= grown | (_dilated(grown if outlined else grown & ~text[box]) & line)
     return out
 
 
 def _dilated(mask: np.ndarray) -> np.ndarray:
     """``mask`` grown by one pixel, diagonals included."""
     return cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def _shrunk(mask: np.ndarray) -> np.ndarray:
+    """``mask`` shrunk by one pixel, diagonals included."""
+    return cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def _centres(samples: np.ndarray, k: int = 3) -> np.ndarray:
