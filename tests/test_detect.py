@@ -495,19 +495,6 @@ def test_letter_pixels_that_read_as_moved_past_the_marks_opacity_are_taken_in():
 
 
 @requires_shared(TEXT_BENCH)
-def test_a_marks_descenders_beyond_the_line_the_detector_drew_are_taken_in():
-    """The tails of 'g' and 'y' in a white 'Kai Photography' over the dune's grass
-    reach past the line the evidence picture's detector drew. The pixels within a
-    stroke's width of the found letters that moved by the mark's opacity, straight
-    towards white, and join them are the letters' too."""
-    image, visible = text_bench_case("mate_dune", "watermark")
-    found = text_detection.detect_text(image)
-    assert found.mask[visible].mean() > 0.98  # 0.956
-    far = ~(cv2.dilate(visible.astype(np.uint8), np.ones((33, 33), np.uint8)) > 0)
-    assert found.mask[far].mean() < 0.002
-
-
-@requires_shared(TEXT_BENCH)
 def test_a_grey_mark_over_half_opaque_is_undone_though_no_region_looks_faint():
     """A grey (200) name at 53% over a dark forest stands out like opaque text: no
     text region is faint, and before the mark was looked for among the clear ones

@@ -314,7 +314,6 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     held = regions & (share_covered(regions, followed.covers) >= MIN_COVERED)  # lines the mark is seen on
     steady = _shows_opacity(moved, opacity) & _towards(rgb, underneath, overlay.colour, moved)
     marked = strokes | _without_specks(strokes | (held & steady), width ** 2 // 4)
-    marked |= _attached(marked, steady, _stroke_width(overlay.covers, TYPICAL_STROKE))
     edge = np.where(_grow(marked, 2), followed.alpha, 0.0)  # the antialiased edge as estimated
     return _made_precise(rgb, _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge, opacity))))
 
@@ -370,17 +369,6 @@ def _explain(rgb: np.ndarray, regions: np.ndarray, text: np.ndarray, overlay: Ov
                 and _share(reading.overlay.covers, text[window] & region) >= MIN_EXPLAINED):
             np.maximum(alpha[window], _settled(rgb[window], reading.overlay).alpha, out=alpha[window])
     return replace(overlay, alpha=alpha)
-
-
-def _attached(marked: np.ndarray, steady: np.ndarray, reach: int) -> np.ndarray:
-    """bool H x W: the ``steady`` pixels within ``reach`` of ``marked`` that join it
-    (through one another): the parts of its letters beyond the lines the detector
-    drew: a descender cut off at a line's edge."""
-    joined = marked | (_grow(marked, reach) & steady)
-    count, labels = cv2.connectedComponents(joined.astype(np.uint8), connectivity=8)
-    joins = np.zeros(count, bool)
-    joins[np.unique(labels[marked])] = True
-    return joins[labels] & joined & ~marked
 
 
 def _shows_opacity(moved: np.ndarray, opacity: float) -> np.ndarray:
