@@ -312,8 +312,8 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     # alone are not
     strokes = followed.strokes
     held = regions & (share_covered(regions, followed.covers) >= MIN_COVERED)  # lines the mark is seen on
-    steady = _shows_opacity(moved, opacity) & _towards(rgb, underneath, overlay.colour, moved)
-    marked = strokes | _without_specks(strokes | (held & steady), width ** 2 // 4)
+    steady = held & _shows_opacity(moved, opacity) & _towards(rgb, underneath, overlay.colour, moved)
+    marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
     edge = np.where(_grow(marked, 2), followed.alpha, 0.0)  # the antialiased edge as estimated
     return _made_precise(rgb, _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge, opacity))))
 
