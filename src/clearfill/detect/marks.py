@@ -70,6 +70,7 @@ MAX_LEFT_EXPLAINED = 0.6  # the same, for another region's strokes (they must al
 COPY_EVIDENCE = 0.5  # median opacity along a copy's strokes, as a share of the mark's, for it to count
 MAX_CHANCE_EVIDENCE = 0.005  # share of a median copy the photo alone may pass as the mark (_whole_copy)
 MAX_CHANCE_LEVEL = 0.9  # the evidence, as a share of the opacity, photo texture must stay under in _whole_copy
+MAX_CHANCE_LETTERS = 0.05  # share of a median copy's letters the photo alone may pass as the mark's (_whole_copy)
 MAX_OUT_OF_RANGE_REPEATED = 0.3  # with opacity and colour known, out-of-range pixels are just left to the fill
 REPEAT_SCORE = 0.35  # normalised correlation with the mark's best copy that counts as another copy
 MIN_LATTICE_COPIES = 6  # copies found before the rest of a lattice is filled in
@@ -532,8 +533,9 @@ def _whole_copy(evidence: np.ndarray, corners: list[tuple[float, float]], basis:
     copies, the photo under each being different; the cell (the points within half
     a step of the piece's centre along both lattice steps, a pixel more for rounding)
     placed at every lattice point tiles the photo, so whatever it cuts of one copy
-    another's cell holds. Left as it is where the photo's texture alone passes for
-    the mark as often (the same median over boxes jittered off the copies)."""
+    another's cell holds. Where the photo's texture alone passes for the mark as
+    often at single pixels (the same median over boxes jittered off the copies), the
+    cell takes only whole letters, and is left as it is when those boxes show letters too."""
     h, w = shape.shape
     basis = _reduced(basis)
     span = np.abs(basis).sum(axis=0)  # the cell's width and height
@@ -545,14 +547,21 @@ def _whole_copy(evidence: np.ndarray, corners: list[tuple[float, float]], basis:
     chance = _median_of_copies(evidence, list(np.asarray(corners) + jitter), corner, box)
     if not np.isfinite(chance).any():
         return corners, shape
-    chance = float(np.nanquantile(chance, 1.0 - MAX_CHANCE_EVIDENCE))
-    if chance > MAX_CHANCE_LEVEL * opacity:
-        return corners, shape
+    level = float(np.nanquantile(chance, 1.0 - MAX_CHANCE_EVIDENCE))
+    if level <= MAX_CHANCE_LEVEL * opacity:
+        seen = median >= max(COPY_EVIDENCE * opacity, level)
+    else:
+        # texture passes for the mark at single pixels as often, but not as whole letters
+        letter = _stroke_width(shape, TYPICAL_STROKE) ** 2
+        seen, by_chance = (_without_specks(_thin(np.nan_to_num(picture) >= MAX_CHANCE_LEVEL * opacity), letter)
+                           for picture in (median, chance))
+        if by_chance.sum() > MAX_CHANCE_LETTERS * seen.sum():
+            return corners, shape
     rows, cols = np.mgrid[:box[0], :box[1]]
     steps = (np.stack([cols, rows], axis=-1) + corner - np.array([w, h]) / 2) @ np.linalg.inv(basis)
     margin = 1.5 / np.linalg.norm(basis, axis=1)  # a pixel and a half of each step
     cell = np.all(np.abs(steps) <= 0.5 + margin, axis=-1)
-    stamp = cell & (median >= max(COPY_EVIDENCE * opacity, chance))
+    stamp = cell & seen
     if not stamp.any():
         return corners, shape
     ys, xs = np.nonzero(stamp)
