@@ -86,6 +86,7 @@ TYPICAL_STROKE = 95  # percentile of stroke depths: the typical stroke's, a blob
 MIN_COPIES = 4  # matches (the template's own included) before a mark is taken for a tiled one
 CORE_DEPTH = 2.0  # pixels inside the strokes' half-opacity edge beyond which alpha is the mark's opacity
 EDGE_REACH = 1.5  # pixels outside that edge beyond which the antialiasing has no alpha left
+MIN_TURN = 10.0  # degrees a mark's lines run off level before the detector is also shown them level (follow)
 EDGE_OVERSHOOT = 1.25  # a mark rotated and resampled rings: along its edge alpha may pass its opacity by this much
 
 
@@ -294,7 +295,8 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     bool H x W regions) sees on a picture of the mark's evidence: how far each pixel
     moved towards the mark's colour, as a share of its opacity. The photo's colours
     and shading drop out there, so letters of the mark that hid in busy ground stand
-    out. It takes the whole of each region: the letters of a line the photo's
+    out (the picture is also shown turned level along the mark: the detector misses
+    words of a steep line). It takes the whole of each region: the letters of a line the photo's
     detector found only some of, and the parts of letters it missed (over ground
     the mark's colour hardly moved). A tiled mark's copies are complete already (a
     copy of its best piece): it takes only what lies beyond them."""
@@ -302,7 +304,7 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     underneath = _underneath(rgb, overlay.colour, width)
     moved = _moved(rgb, underneath, overlay.colour)
     grey = np.round(np.clip(moved / opacity, 0.0, 1.0) * 255).astype(np.uint8)
-    regions = find_text(np.repeat(grey[..., None], 3, axis=2))
+    regions = _seen_level(find_text, np.repeat(grey[..., None], 3, axis=2), overlay.covers, width)
     touched = share_covered(regions, overlay.covers) >= MIN_COVERED
     candidates = regions & ~(touched & _grow(overlay.covers, width)) if overlay.repeated else regions
     followed = _explain(rgb, candidates, _thin((moved >= 0.5 * opacity) & candidates), overlay)
@@ -317,6 +319,42 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
     edge = np.where(_grow(marked, 2), followed.alpha, 0.0)  # the antialiased edge as estimated
     return _made_precise(rgb, _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge, opacity))))
+
+
+def _direction(covers: np.ndarray, stroke: int) -> float:
+    """The angle in degrees (image axes, y down) of the long axis of the mark's
+    largest piece, its letters joined across twice ``stroke``: the way its lines run."""
+    joined = cv2.dilate(covers.astype(np.uint8), np.ones((2 * stroke + 1,) * 2, np.uint8))
+    count, labels = cv2.connectedComponents(joined, connectivity=8)
+    if count < 2:
+        return 0.0
+    largest = 1 + int(np.argmax(np.bincount(labels[covers], minlength=count)[1:]))
+    ys, xs = np.nonzero(covers & (labels == largest))
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    _, axes = np.linalg.eigh(np.cov(points, rowvar=False))
+    dx, dy = axes[:, 1]
+    return float(np.degrees(np.arctan2(dy, dx)) + 90.0) % 180.0 - 90.0
+
+
+def _seen_level(find_text: Callable[[np.ndarray], np.ndarray], picture: np.ndarray, covers: np.ndarray,
+                stroke: int) -> np.ndarray:
+    """bool H x W: the text regions ``find_text`` sees on ``picture``; for a mark whose
+    lines run steeply (``covers``, strokes ``stroke`` wide), also the lines it holds as
+    seen on the picture turned so that they run level (the detector misses the words of
+    a steep line), turned back. Only the mark's lines: the photo turned shows other
+    things the detector takes for text."""
+    regions = find_text(picture)
+    angle = _direction(covers, stroke)
+    if abs(angle) < MIN_TURN:
+        return regions
+    height, width = picture.shape[:2]
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
+    size = (int(np.ceil(height * sin + width * cos)), int(np.ceil(height * cos + width * sin)))
+    turn[:, 2] += (size[0] - width) / 2, (size[1] - height) / 2
+    level = find_text(cv2.warpAffine(picture, turn, size)).astype(np.uint8)
+    lines = cv2.warpAffine(level, cv2.invertAffineTransform(turn), (width, height), flags=cv2.INTER_NEAREST) > 0
+    return regions | (lines & (share_covered(lines, covers) >= MIN_COVERED))
 
 
 def _made_precise(rgb: np.ndarray, overlay: Overlay) -> Overlay:
