@@ -318,7 +318,8 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     steady = held & _shows_opacity(moved, opacity) & _towards(rgb, underneath, overlay.colour, moved)
     marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
     edge = np.where(_grow(marked, 2), followed.alpha, 0.0)  # the antialiased edge as estimated
-    return _made_precise(rgb, _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge, opacity))))
+    return _without_holes(_made_precise(rgb, _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge,
+                                                                                                  opacity)))))
 
 
 def _direction(covers: np.ndarray, stroke: int) -> float:
@@ -373,6 +374,16 @@ def _strokes_and_edge(strokes: np.ndarray, edge: np.ndarray, opacity: float) -> 
     the opacity (settled again, the strokes stay those given: a ringing edge's alpha
     passes half and would widen them a pixel each time)."""
     return np.where(strokes, opacity, np.minimum(edge, 0.499 * opacity)).astype(np.float32)
+
+
+def _without_holes(overlay: Overlay) -> Overlay:
+    """``overlay`` with the holes in its strokes under a quarter of a typical stroke's
+    square taken in at its opacity: a letter's counter is about a stroke wide at
+    least, so such a hole is ground the mark hardly moved (dark wood under a black
+    mark), where no estimate saw it, not photo seen through the mark."""
+    strokes = overlay.strokes
+    holes = ~_without_specks(~strokes, _stroke_width(strokes, TYPICAL_STROKE) ** 2 // 4) & ~strokes
+    return replace(overlay, alpha=np.where(holes, overlay.opacity, overlay.alpha).astype(np.float32))
 
 
 def _without_specks(mask: np.ndarray, least: int) -> np.ndarray:
