@@ -76,6 +76,7 @@ REPEAT_SCORE = 0.35  # normalised correlation with the mark's best copy that cou
 MIN_LATTICE_COPIES = 6  # copies found before the rest of a lattice is filled in
 LATTICE_TOLERANCE = 3.0  # pixels a copy may sit off its lattice point
 GAP_EVIDENCE = 0.25  # median opacity along a lattice copy's strokes, share of the mark's, for it to count
+HIDDEN_CHANGE = 4 / 255  # the most a mark changes a pixel of the ground where it cannot be seen
 TEMPLATE_CANDIDATES = 6  # pieces of the mark tried as the template for the repeat search
 MIN_RIM = 0.15  # share of stroke pixels wholly inside the strokes before the opacity is refined on them
 INTERPOLATION = cv2.INTER_CUBIC  # sub-pixel shifts of a stamp: linear softens its edges into a halo
@@ -538,8 +539,11 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     lattice, the copies' median then shows what the template left out (``_whole_copy``)."""
     covers = overlay.covers
     widest, typical = _stroke_width(covers), _stroke_width(covers, TYPICAL_STROKE)
-    moved = _moved_evidence(rgb, overlay.colour, widest)
+    underneath = _underneath(rgb, overlay.colour, widest)
+    moved = _moved(rgb, underneath, overlay.colour)
     evidence = np.clip(moved, 0.0, overlay.opacity)
+    # where the ground is nearly the mark's colour the mark changed nothing: no copy shows there
+    hidden = overlay.opacity * np.abs(overlay.colour - underneath).max(axis=2) < HIDDEN_CHANGE
     # pieces joined by the widest stroke first; when none of those is found on a lattice (a blob of
     # photo detail taken for the mark widened it, joining copies that lie close), by the typical stroke
     for stroke in (widest, typical):
@@ -559,11 +563,11 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
             corners, shape = again, averaged
     # specks in the template (photo noise read as the mark) would be undone at every copy
     shape = _without_specks(shape, typical ** 2 // 4)
-    corners, basis = _on_lattice(corners, shape, evidence, overlay.opacity)
+    corners, basis = _on_lattice(corners, shape, evidence, hidden, overlay.opacity)
     if basis is not None:  # the lattice's points again, for the whole copy: more of them reach into the photo
         corners, shape = _whole_copy(evidence, corners, basis, shape, overlay.opacity)
         shape = _without_specks(shape, typical ** 2 // 4)
-        corners, basis = _on_lattice(corners, shape, evidence, overlay.opacity)
+        corners, basis = _on_lattice(corners, shape, evidence, hidden, overlay.opacity)
     if basis is None:
         # off a lattice, chance matches are likelier (dark hair for a black mark): each copy
         # must show the mark's one opacity, which such a match reaches in places only
@@ -666,11 +670,12 @@ def _lie_on_lattice(corners: list[tuple[int, int]], shape: np.ndarray) -> bool:
                                                                min(shape.shape) / 2) is not None
 
 
-def _on_lattice(corners: list[tuple[int, int]], shape: np.ndarray, evidence: np.ndarray,
+def _on_lattice(corners: list[tuple[int, int]], shape: np.ndarray, evidence: np.ndarray, hidden: np.ndarray,
                 opacity: float) -> tuple[list[tuple[float, float]], np.ndarray | None]:
     """The copies of a tiled mark (one stamp repeated at fixed steps): when most
     copies found lie on one lattice, its points instead, each whose copy touches the
-    image and shows at least a trace of the mark or is mostly cut off by the border
+    image and shows at least a trace of the mark, is mostly cut off by the border or
+    mostly ``hidden`` (over ground of the mark's own colour, which it could not change)
     (chance matches off the lattice are dropped, copies the matching missed added);
     otherwise the copies found, as they are. The lattice's 2 x 2 basis comes with
     them (None without one)."""
@@ -692,7 +697,7 @@ def _on_lattice(corners: list[tuple[int, int]], shape: np.ndarray, evidence: np.
             if not placed.any():
                 continue
             cut_off = placed.sum() < 0.3 * shape.sum()
-            if cut_off or np.median(evidence[placed]) >= GAP_EVIDENCE * opacity:
+            if cut_off or hidden[placed].mean() > 0.5 or np.median(evidence[placed]) >= GAP_EVIDENCE * opacity:
                 kept.append((float(point[0]), float(point[1])))
     return kept, basis
 
