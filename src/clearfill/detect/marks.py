@@ -566,7 +566,7 @@ def _repeats(rgb: np.ndarray, overlay: Overlay) -> tuple[list[tuple[float, float
     corners, basis = _on_lattice(corners, shape, evidence, hidden, overlay.opacity)
     if basis is not None:  # the lattice's points again, for the whole copy: more of them reach into the photo
         corners, shape = _whole_copy(evidence, corners, basis, shape, overlay.opacity)
-        shape = _without_specks(shape, typical ** 2 // 4)
+        shape = _without_specks(shape, typical ** 2 // 8)  # the copies' median is cleaner: keep full stops
         corners, basis = _on_lattice(corners, shape, evidence, hidden, overlay.opacity)
     if basis is None:
         # off a lattice, chance matches are likelier (dark hair for a black mark): each copy
