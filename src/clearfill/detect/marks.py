@@ -297,8 +297,8 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     moved towards the mark's colour, as a share of its opacity. The photo's colours
     and shading drop out there, so letters of the mark that hid in busy ground stand
     out (the picture is also shown turned level along the mark: the detector misses
-    words of a steep line). It takes the whole of each region: the letters of a line the photo's
-    detector found only some of, and the parts of letters it missed (over ground
+    words of a steep line). It takes the whole of each region: the letters of a line
+    the photo's detector found only some of, and the parts of letters it missed (over ground
     the mark's colour hardly moved). A tiled mark's copies are complete already (a
     copy of its best piece): it takes only what lies beyond them."""
     width, opacity = _stroke_width(overlay.covers), overlay.opacity
@@ -319,8 +319,8 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     steady = held & _shows_opacity(moved, opacity) & _towards(rgb, underneath, overlay.colour, moved)
     marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
     edge = np.where(_grow(marked, 2), followed.alpha, 0.0)  # the antialiased edge as estimated
-    return _without_holes(_made_precise(rgb, _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge,
-                                                                                                  opacity)))))
+    taken = _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge, opacity)))
+    return _without_holes(_made_precise(rgb, taken))
 
 
 def _direction(covers: np.ndarray, stroke: int) -> float:
