@@ -234,10 +234,7 @@ def _settled(rgb: np.ndarray, overlay: Overlay, rounds: int = 2) -> Overlay:
         strokes = (alpha >= 0.5 * opacity).astype(np.uint8)
         inside = cv2.distanceTransform(strokes, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) > CORE_DEPTH
         edge = near & ~inside & (cv2.distanceTransform(1 - strokes, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= EDGE_REACH)
-        known = rgb.copy()
-        known[inside] = (rgb[inside] - opacity * colour) / (1.0 - opacity)
-        background = cv2.inpaint(quantize(known), edge.astype(np.uint8), 3,
-                                 cv2.INPAINT_TELEA).astype(np.float32) / 255
+        background = _carried_in(_undone_in(rgb, inside, overlay), edge)
         ringing = _alpha(rgb, background, min(EDGE_OVERSHOOT * opacity, 0.95), colour)
         alpha = np.where(inside, opacity, np.where(edge, ringing, 0.0))
     return Overlay(alpha.astype(np.float32), colour, opacity)
@@ -316,11 +313,52 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
     # alone are not
     strokes = followed.strokes
     held = regions & (share_covered(regions, followed.covers) >= MIN_COVERED)  # lines the mark is seen on
-    steady = held & _shows_opacity(moved, opacity) & _towards(rgb, underneath, overlay.colour, moved)
-    marked = strokes | _without_specks(strokes | steady, width ** 2 // 4)
+    marked = _with_steady(strokes, held & _moved_as_mark(rgb, underneath, overlay, moved), width)
     edge = np.where(_grow(marked, 2), followed.alpha, 0.0)  # the antialiased edge as estimated
     taken = _settled(rgb, replace(followed, alpha=_strokes_and_edge(marked, edge, opacity)))
-    return _without_holes(_made_precise(rgb, taken))
+    return _without_holes(_made_precise(rgb, _continued(rgb, taken, held, width)))
+
+
+def _continued(rgb: np.ndarray, overlay: Overlay, lines: np.ndarray, width: int) -> Overlay:
+    """``overlay`` with the pixels of its ``lines`` beside its strokes (within half of
+    ``width``) that moved straight towards its colour by its opacity, judged against
+    the ground carried into that band from both sides: the photo beyond it, the
+    strokes undone inside. The photo opened or closed (``_underneath``) keeps as ground
+    a letter's junction wider than a stroke, and a dark mark's letter where it meets
+    dark ground; carried in, the ground is the photo's around them."""
+    strokes = overlay.strokes
+    band = _grow(strokes, width // 2) & ~strokes & lines
+    if not band.any():
+        return overlay
+    ground = _carried_in(_undone_in(rgb, strokes, overlay), band)
+    marked = _with_steady(strokes, band & _moved_as_mark(rgb, ground, overlay), width)
+    return replace(overlay, alpha=_strokes_and_edge(marked, overlay.alpha, overlay.opacity))
+
+
+def _moved_as_mark(rgb: np.ndarray, ground: np.ndarray, overlay: Overlay,
+                   moved: np.ndarray | None = None) -> np.ndarray:
+    """bool H x W: the pixels that moved from ``ground`` straight towards the mark's
+    colour by its opacity (``moved``: how far, when known already)."""
+    moved = _moved(rgb, ground, overlay.colour) if moved is None else moved
+    return _shows_opacity(moved, overlay.opacity) & _towards(rgb, ground, overlay.colour, moved)
+
+
+def _with_steady(strokes: np.ndarray, steady: np.ndarray, width: int) -> np.ndarray:
+    """``strokes`` with the ``steady`` pixels (moved as the mark) that touch them or make
+    pieces of a quarter of a ``width`` stroke's square: specks of texture moved alone."""
+    return strokes | _without_specks(strokes | steady, width ** 2 // 4)
+
+
+def _undone_in(rgb: np.ndarray, pixels: np.ndarray, overlay: Overlay) -> np.ndarray:
+    """``rgb`` with ``pixels`` (bool H x W) undone at the mark's full opacity."""
+    undone = rgb.copy()
+    undone[pixels] = (rgb[pixels] - overlay.opacity * overlay.colour) / (1.0 - overlay.opacity)
+    return undone
+
+
+def _carried_in(picture: np.ndarray, pixels: np.ndarray, radius: int = 3) -> np.ndarray:
+    """float32 ``picture`` with ``pixels`` (bool H x W) carried in from around them (Telea)."""
+    return cv2.inpaint(quantize(picture), pixels.astype(np.uint8), radius, cv2.INPAINT_TELEA).astype(np.float32) / 255
 
 
 def _direction(covers: np.ndarray, stroke: int) -> float:
@@ -849,8 +887,7 @@ def _strokes(gray: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def _background(rgb: np.ndarray, strokes: np.ndarray) -> np.ndarray:
     """The photo under the strokes, carried in from around them (Telea)."""
-    around = _grow(strokes, 2).astype(np.uint8)
-    return cv2.inpaint(quantize(rgb), around, 5, cv2.INPAINT_TELEA).astype(np.float32) / 255
+    return _carried_in(rgb, _grow(strokes, 2), radius=5)
 
 
 def _fit(rgb: np.ndarray, strokes: np.ndarray, sharpen: bool = False) -> tuple[float, np.ndarray, np.ndarray] | None:
