@@ -121,10 +121,14 @@ class Overlay:
         it is), bool H x W of visibly marked pixels where it could not be:
         the value left the valid range, or the mark's colour there was too close to
         the background's to tell them apart)."""
-        alpha = self.alpha[..., None]
-        recovered = np.where(self.reach[..., None], (rgb - alpha * self.colour) / (1.0 - alpha), rgb)
-        overshoot = np.max(np.maximum(recovered - 1.0, -recovered), axis=2)
-        unreliable = self.covers & (overshoot > 0.03)
+        reach = self.reach
+        box = _window(reach)  # the rest is the photo as it is
+        alpha, marked = self.alpha[box][..., None], rgb[box]
+        recovered = rgb.copy()
+        recovered[box] = np.where(reach[box][..., None], (marked - alpha * self.colour) / (1.0 - alpha), marked)
+        overshoot = np.max(np.maximum(recovered[box] - 1.0, -recovered[box]), axis=2)
+        unreliable = np.zeros(reach.shape, bool)
+        unreliable[box] = self.covers[box] & (overshoot > 0.03)
         return np.clip(recovered, 0.0, 1.0).astype(np.float32), unreliable
 
     def describe(self) -> str:
@@ -182,9 +186,11 @@ def _strong_mark(rgb: np.ndarray, regions: np.ndarray, strokes: np.ndarray) -> O
         return None
     touched = regions & (share_covered(regions, overlay.covers) > 0)
     interiors = _shrink(overlay.alpha >= overlay.opacity, 1)
-    moved = _moved_evidence(rgb, overlay.colour, _stroke_width(overlay.covers))
+    width = _stroke_width(overlay.covers)
+    box = _window(interiors, width)  # the evidence's ground reaches a stroke's width
+    moved = _moved_evidence(rgb[box], overlay.colour, width)
     if (_share(overlay.covers, strokes & touched) >= MIN_STRONG_EXPLAINED
-            and _steady(moved[interiors], overlay.opacity) >= MIN_STRONG_STEADY):
+            and _steady(moved[interiors[box]], overlay.opacity) >= MIN_STRONG_STEADY):
         return overlay
     return None
 
@@ -235,7 +241,8 @@ def _settled(rgb: np.ndarray, overlay: Overlay, rounds: int = 2) -> Overlay:
         inside = cv2.distanceTransform(strokes, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) > CORE_DEPTH
         edge = near & ~inside & (cv2.distanceTransform(1 - strokes, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= EDGE_REACH)
         background = _carried_in(_undone_in(rgb, inside, overlay), edge)
-        ringing = _alpha(rgb, background, min(EDGE_OVERSHOOT * opacity, 0.95), colour)
+        ringing, box = np.zeros(edge.shape, np.float32), _window(edge)
+        ringing[box] = _alpha(rgb[box], background[box], min(EDGE_OVERSHOOT * opacity, 0.95), colour)
         alpha = np.where(inside, opacity, np.where(edge, ringing, 0.0))
     return Overlay(alpha.astype(np.float32), colour, opacity)
 
@@ -488,7 +495,9 @@ def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, confined:
     if estimate is None:
         return _Reading(1.0, None, strokes)
     opacity, colour, _ = estimate
-    alpha = _evidence(rgb, opacity, colour, _stroke_width(strokes)) * _grow(faint, 3)
+    near, width = _grow(faint, 3), _stroke_width(strokes)
+    alpha, box = np.zeros(faint.shape, np.float32), _window(near, width)  # the evidence's ground reaches a width
+    alpha[box] = _evidence(rgb[box], opacity, colour, width) * near[box]
     seen = _thin(alpha >= 0.5 * opacity)
     return _overlay(rgb, faint, seen & strokes if confined else seen)
 
@@ -507,7 +516,9 @@ def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Ove
         opacity, colour, background = estimate
     else:
         return _Reading(1.0, None, strokes)
-    alpha = _alpha(rgb, background, opacity, colour) * _grow(strokes, 2)
+    near = _grow(strokes, 2)
+    alpha, box = np.zeros(strokes.shape, np.float32), _window(near)
+    alpha[box] = _alpha(rgb[box], background[box], opacity, colour) * near[box]
     if known is None:  # strokes seen in this photo: their insides are the mark's own opacity
         alpha[_shrink(strokes, 1)] = opacity
     alpha[_grow(_untouched(faint, alpha >= VISIBLE_ALPHA), 3)] = 0.0
@@ -524,8 +535,8 @@ def _contrast_left(rgb: np.ndarray, recovered: np.ndarray, background: np.ndarra
     left once they are undone (0: gone, 1: unchanged)."""
     if marked.sum() < 20:
         return 1.0
-    before = np.median(np.abs(rgb - background).max(axis=2)[marked])
-    after = np.median(np.abs(recovered - background).max(axis=2)[marked])
+    before = np.median(np.abs(rgb[marked] - background[marked]).max(axis=1))
+    after = np.median(np.abs(recovered[marked] - background[marked]).max(axis=1))
     return float(after / max(before, 1e-6))
 
 
@@ -963,6 +974,15 @@ def _moved(rgb: np.ndarray, background: np.ndarray, colour: np.ndarray) -> np.nd
     (1: all the way to the colour; beyond 0..1 where the photo differs for its own reasons)."""
     towards = colour[None, None] - background
     return np.sum((rgb - background) * towards, axis=2) / np.maximum(np.sum(towards ** 2, axis=2), 1e-3)
+
+
+def _window(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice]:
+    """The box around ``mask`` (bool H x W) grown by ``pad`` pixels, within the picture
+    (empty when nothing is set): per-pixel work confined to where it is used."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return np.s_[0:0, 0:0]
+    return np.s_[max(0, rows[0] - pad):rows[-1] + pad + 1, max(0, cols[0] - pad):cols[-1] + pad + 1]
 
 
 def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
