@@ -186,6 +186,8 @@ def _strong_mark(rgb: np.ndarray, regions: np.ndarray, strokes: np.ndarray) -> O
         return None
     touched = regions & (share_covered(regions, overlay.covers) > 0)
     interiors = _shrink(overlay.alpha >= overlay.opacity, 1)
+    if not interiors.any():  # no stroke wide enough to show one opacity
+        return None
     width = _stroke_width(overlay.covers)
     box = _window(interiors, width)  # the evidence's ground reaches a stroke's width
     moved = _moved_evidence(rgb[box], overlay.colour, width)
@@ -327,14 +329,15 @@ def follow(rgb: np.ndarray, overlay: Overlay, find_text: Callable[[np.ndarray], 
 
 
 def _continued(rgb: np.ndarray, overlay: Overlay, lines: np.ndarray, width: int) -> Overlay:
-    """``overlay`` with the pixels of its ``lines`` beside its strokes (within half of
-    ``width``) that moved straight towards its colour by its opacity, judged against
-    the ground carried into that band from both sides: the photo beyond it, the
-    strokes undone inside. The photo opened or closed (``_underneath``) keeps as ground
-    a letter's junction wider than a stroke, and a dark mark's letter where it meets
-    dark ground; carried in, the ground is the photo's around them."""
+    """``overlay`` with the pixels beside its strokes (within half of ``width``) that
+    moved straight towards its colour by its opacity, judged against the ground
+    carried into that band from both sides: the photo beyond it, the strokes undone
+    inside. The photo opened or closed (``_underneath``) keeps as ground a letter's
+    junction wider than a stroke, and a dark mark's letter where it meets dark ground;
+    carried in, the ground is the photo's around them. Only along its ``lines``, and
+    half a stroke past them (a capital's or a descender's tip outside the detector's line)."""
     strokes = overlay.strokes
-    band = _grow(strokes, width // 2) & ~strokes & lines
+    band = _grow(strokes, width // 2) & ~strokes & _grow(lines, width // 2)
     if not band.any():
         return overlay
     ground = _carried_in(_undone_in(rgb, strokes, overlay), band)
