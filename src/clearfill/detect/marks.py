@@ -188,11 +188,10 @@ def _strong_mark(rgb: np.ndarray, regions: np.ndarray, strokes: np.ndarray) -> O
     interiors = _shrink(overlay.alpha >= overlay.opacity, 1)
     if not interiors.any():  # no stroke wide enough to show one opacity
         return None
-    width = _stroke_width(overlay.covers)
-    box = _window(interiors, width)  # the evidence's ground reaches a stroke's width
-    moved = _moved_evidence(rgb[box], overlay.colour, width)
+    width = _stroke_width(overlay.covers)  # the evidence's ground reaches a stroke's width
+    moved = _only_at(interiors, lambda box: _moved_evidence(rgb[box], overlay.colour, width), pad=width)
     if (_share(overlay.covers, strokes & touched) >= MIN_STRONG_EXPLAINED
-            and _steady(moved[interiors[box]], overlay.opacity) >= MIN_STRONG_STEADY):
+            and _steady(moved[interiors], overlay.opacity) >= MIN_STRONG_STEADY):
         return overlay
     return None
 
@@ -243,9 +242,9 @@ def _settled(rgb: np.ndarray, overlay: Overlay, rounds: int = 2) -> Overlay:
         inside = cv2.distanceTransform(strokes, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) > CORE_DEPTH
         edge = near & ~inside & (cv2.distanceTransform(1 - strokes, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= EDGE_REACH)
         background = _carried_in(_undone_in(rgb, inside, overlay), edge)
-        ringing, box = np.zeros(edge.shape, np.float32), _window(edge)
-        ringing[box] = _alpha(rgb[box], background[box], min(EDGE_OVERSHOOT * opacity, 0.95), colour)
-        alpha = np.where(inside, opacity, np.where(edge, ringing, 0.0))
+        ringing = _only_at(edge, lambda box: _alpha(rgb[box], background[box], min(EDGE_OVERSHOOT * opacity, 0.95),
+                                                    colour))
+        alpha = np.where(inside, opacity, ringing)
     return Overlay(alpha.astype(np.float32), colour, opacity)
 
 
@@ -498,9 +497,8 @@ def _estimate(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, confined:
     if estimate is None:
         return _Reading(1.0, None, strokes)
     opacity, colour, _ = estimate
-    near, width = _grow(faint, 3), _stroke_width(strokes)
-    alpha, box = np.zeros(faint.shape, np.float32), _window(near, width)  # the evidence's ground reaches a width
-    alpha[box] = _evidence(rgb[box], opacity, colour, width) * near[box]
+    width = _stroke_width(strokes)  # the evidence's ground reaches a stroke's width
+    alpha = _only_at(_grow(faint, 3), lambda box: _evidence(rgb[box], opacity, colour, width), pad=width)
     seen = _thin(alpha >= 0.5 * opacity)
     return _overlay(rgb, faint, seen & strokes if confined else seen)
 
@@ -519,9 +517,7 @@ def _overlay(rgb: np.ndarray, faint: np.ndarray, strokes: np.ndarray, known: Ove
         opacity, colour, background = estimate
     else:
         return _Reading(1.0, None, strokes)
-    near = _grow(strokes, 2)
-    alpha, box = np.zeros(strokes.shape, np.float32), _window(near)
-    alpha[box] = _alpha(rgb[box], background[box], opacity, colour) * near[box]
+    alpha = _only_at(_grow(strokes, 2), lambda box: _alpha(rgb[box], background[box], opacity, colour))
     if known is None:  # strokes seen in this photo: their insides are the mark's own opacity
         alpha[_shrink(strokes, 1)] = opacity
     alpha[_grow(_untouched(faint, alpha >= VISIBLE_ALPHA), 3)] = 0.0
@@ -986,6 +982,16 @@ def _window(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice]:
     if rows.size == 0:
         return np.s_[0:0, 0:0]
     return np.s_[max(0, rows[0] - pad):rows[-1] + pad + 1, max(0, cols[0] - pad):cols[-1] + pad + 1]
+
+
+def _only_at(mask: np.ndarray, per_pixel: Callable[[tuple[slice, slice]], np.ndarray], pad: int = 0) -> np.ndarray:
+    """float32 H x W: ``per_pixel`` (a map of the pixels in a box, given the box) at
+    ``mask``'s pixels, 0 elsewhere; worked out only in the box around them, grown by
+    ``pad`` (how far each pixel's value reaches, a morphology's element)."""
+    box = _window(mask, pad)
+    values = np.zeros(mask.shape, np.float32)
+    values[box] = np.where(mask[box], per_pixel(box), 0.0)
+    return values
 
 
 def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
