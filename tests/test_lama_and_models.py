@@ -83,6 +83,41 @@ def test_torchscript_is_refused_unless_it_is_the_checksummed_registry_file(lama_
         lama(lama_files["torchscript"])
 
 
+def test_a_record_beside_a_torchscript_file_is_not_trusted(tmp_path, monkeypatch):
+    """A "model pack" with a scripted module named big-lama.pt and a sidecar claiming the
+    published MD5 (with the right size and mtime): its code must never be loaded."""
+    import json
+
+    class Payload(torch.nn.Module):
+        def forward(self, x):
+            return x + 1
+
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    scripted = pack / "big-lama.pt"
+    torch.jit.script(Payload()).save(str(scripted))
+    stat = scripted.stat()
+    claim = {"sha256": "0" * 64, "md5": REGISTRY["big-lama"].md5, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    (pack / "big-lama.pt.verified.json").write_text(json.dumps(claim))
+    loaded = []
+    monkeypatch.setattr(torch.jit, "load", lambda *args, **kwargs: loaded.append(args))
+    with pytest.raises(UnsafeModelError, match="TorchScript"):
+        lama(scripted)
+    assert loaded == []
+    with pytest.raises(ChecksumError):
+        store.verify(REGISTRY["big-lama"], scripted)
+    assert sorted(p.name for p in pack.iterdir()) == ["big-lama.pt", "big-lama.pt.verified.json"]
+
+
+def test_checking_a_model_writes_nothing_beside_it(lama_files):
+    folder = lama_files["pth"].parent
+    before = sorted(p.name for p in folder.iterdir())
+    lama(lama_files["pth"])
+    with pytest.raises(UnsafeModelError):
+        lama(lama_files["torchscript"])
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
 def test_a_crafted_pickle_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
 

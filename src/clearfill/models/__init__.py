@@ -29,11 +29,6 @@ class ModelFile:
     entry: ModelEntry | None  # the registry entry this file is, if any
 
     @property
-    def checksum_matches(self) -> bool:
-        """Whether the file is its registry entry's published version, byte for byte."""
-        return self.entry is not None and store.matches(self.entry, store.digests(self.path))
-
-    @property
     def label(self) -> str:
         return self.entry.name if self.entry else self.path.name
 

@@ -3,7 +3,10 @@
 Weights come from safetensors files, or from pickles read with torch's restricted
 unpickler (``weights_only=True``: tensors and plain containers only; a pickle that
 would import ``os.system`` is refused). TorchScript archives carry code, so they
-are loaded only when they are a registry file whose published checksum matches.
+are loaded only when they are a registry file whose published checksum matches
+the very bytes loaded: the file is read into memory once, hashed, and run from
+that copy (no record beside the file is trusted, and nothing can swap the file
+between the check and the load).
 Architectures are detected by spandrel from the state dict's keys.
 
 Training checkpoints (the original LaMa's ``best.ckpt``, saved by PyTorch Lightning)
@@ -15,6 +18,7 @@ nothing) and the part is dropped; a placeholder anywhere else refuses the file.
 
 from __future__ import annotations
 
+import io
 import pickle
 import pickletools
 import re
@@ -22,6 +26,8 @@ import zipfile
 from pathlib import Path
 
 from ..errors import ModelLoadError, UnsafeModelError
+from . import store
+from .registry import ModelEntry
 
 SAFE_FORMATS = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 
@@ -34,8 +40,10 @@ def is_torchscript(path: Path) -> bool:
         return any("/code/" in name or name.startswith("code/") for name in archive.namelist())
 
 
-def read_state_dict(path: Path, *, torchscript_trusted: bool = False) -> dict:
-    """The tensors of a model file, as a flat state dict in spandrel's canonical form."""
+def read_state_dict(path: Path, *, published: ModelEntry | None = None) -> dict:
+    """The tensors of a model file, as a flat state dict in spandrel's canonical form.
+    ``published``: the registry entry the file claims to be; a TorchScript file runs
+    only when its bytes match that entry's published checksum."""
     import torch
     from spandrel import canonicalize_state_dict
 
@@ -50,12 +58,7 @@ def read_state_dict(path: Path, *, torchscript_trusted: bool = False) -> dict:
         except Exception as exc:  # safetensors raises its own error types for corrupt headers
             raise ModelLoadError(f"cannot read {path} as safetensors: {_first_line(exc)}") from None
     if is_torchscript(path):
-        if not torchscript_trusted:
-            raise UnsafeModelError(
-                f"refused to load {path}: it is TorchScript (it carries code), which clearfill runs only for "
-                "registry files whose published checksum matches; convert it to .safetensors to use it"
-            )
-        return canonicalize_state_dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        return canonicalize_state_dict(_published_torchscript(path, published).state_dict())
     if suffix not in SAFE_FORMATS:
         raise ModelLoadError(f"unsupported model file {path.name}; use one of {', '.join(SAFE_FORMATS)}")
     try:
@@ -68,6 +71,19 @@ def read_state_dict(path: Path, *, torchscript_trusted: bool = False) -> dict:
     if not isinstance(loaded, dict):
         raise ModelLoadError(f"{path} holds a {type(loaded).__name__}, not a state dict")
     return generator_only(canonicalize_state_dict(loaded))
+
+
+def _published_torchscript(path: Path, published: ModelEntry | None):
+    """A TorchScript module, loaded from the bytes whose checksum was just found to be
+    ``published``'s; anything else is refused before a byte of its code runs."""
+    import torch
+
+    data = path.read_bytes()
+    if published is None or not store.matches(published, store.bytes_digests(data)):
+        raise UnsafeModelError(
+            f"refused to load {path}: it is TorchScript (it carries code), which clearfill runs only for "
+            "registry files whose published checksum matches; convert it to .safetensors to use it")
+    return torch.jit.load(io.BytesIO(data), map_location="cpu")
 
 
 # Top-level parts of a training checkpoint that are never used: Lightning's callback
@@ -191,12 +207,12 @@ def install_extra_architectures() -> bool:
     return True
 
 
-def load_descriptor(path: Path, *, torchscript_trusted: bool = False):
+def load_descriptor(path: Path, *, published: ModelEntry | None = None):
     """A spandrel model descriptor (architecture detected from the weights), on the CPU, in eval mode."""
     from spandrel import ModelLoader, UnsupportedModelError
 
     install_extra_architectures()
-    state_dict = read_state_dict(path, torchscript_trusted=torchscript_trusted)
+    state_dict = read_state_dict(path, published=published)
     try:
         descriptor = ModelLoader().load_from_state_dict(state_dict)
     except UnsupportedModelError:

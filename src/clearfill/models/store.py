@@ -10,7 +10,6 @@ path never holds half a file.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import urllib.error
@@ -57,6 +56,8 @@ def is_downloaded(model: ModelEntry) -> bool:
 
 
 def file_digests(path: Path) -> dict[str, str]:
+    """SHA-256 and MD5 of the file's bytes, read now: nothing is remembered between calls,
+    since a record kept beside a file could be written by whoever wrote the file."""
     sha256, md5 = hashlib.sha256(), hashlib.md5()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(_CHUNK), b""):
@@ -65,34 +66,9 @@ def file_digests(path: Path) -> dict[str, str]:
     return {"sha256": sha256.hexdigest(), "md5": md5.hexdigest()}
 
 
-def _record_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified.json")
-
-
-def _recorded(path: Path) -> dict | None:
-    """The digests recorded for ``path`` if the file has not changed since (size, mtime)."""
-    try:
-        record = json.loads(_record_path(path).read_text())
-        stat = path.stat()
-    except (OSError, ValueError):
-        return None
-    if record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns:
-        return record
-    return None
-
-
-def digests(path: Path) -> dict[str, str]:
-    """SHA-256 and MD5 of ``path``, computed once per version of the file."""
-    record = _recorded(path)
-    if record is None:
-        record = file_digests(path)
-        stat = path.stat()
-        record.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-        try:
-            _record_path(path).write_text(json.dumps(record))
-        except OSError:
-            pass  # a read-only folder: recompute next time
-    return record
+def bytes_digests(data: bytes) -> dict[str, str]:
+    """SHA-256 and MD5 of bytes already in memory (the very bytes about to be loaded)."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "md5": hashlib.md5(data).hexdigest()}
 
 
 def matches(model: ModelEntry, found: dict[str, str]) -> bool:
@@ -110,7 +86,7 @@ def verify(model: ModelEntry, path: Path | None = None) -> str:
     path = path or path_of(model)
     if not path.is_file():
         raise ModelNotAvailableError(f"{model.name} is not downloaded (expected at {path})")
-    found = digests(path)
+    found = file_digests(path)
     if not model.has_published_checksum:
         return f"{model.name}: no published checksum; sha256 {found['sha256']}"
     if not matches(model, found):
@@ -182,5 +158,4 @@ def download(name: str, *, force: bool = False) -> Path:
             f"the partial file was removed: run `clearfill models download {model.name}` to try again"
         )
     os.replace(part, target)
-    digests(target)  # record what was downloaded, so a later change is noticed
     return target

@@ -89,7 +89,7 @@ class LoadedUpscaler:
 def load_upscaler(model_file, device: str, precision: str) -> LoadedUpscaler:
     from spandrel import ImageModelDescriptor
 
-    descriptor = load_descriptor(model_file.path, torchscript_trusted=model_file.checksum_matches)
+    descriptor = load_descriptor(model_file.path, published=model_file.entry)
     if not isinstance(descriptor, ImageModelDescriptor) or descriptor.input_channels != 3:
         raise ModelLoadError(f"{model_file.label} is not a 3-channel image-to-image (super-resolution) model")
     dtype = spandrel_precision(descriptor, model_file.label).dtype(precision, device)

@@ -107,7 +107,7 @@ class LoadedInpainter:
 def load_inpainter(model_file, device: str, precision: str, channels_last: bool) -> LoadedInpainter:
     from spandrel import MaskedImageModelDescriptor
 
-    descriptor = load_descriptor(model_file.path, torchscript_trusted=model_file.checksum_matches)
+    descriptor = load_descriptor(model_file.path, published=model_file.entry)
     if not isinstance(descriptor, MaskedImageModelDescriptor):
         raise ModelLoadError(f"{model_file.label} is a {descriptor.architecture.name} model, not an inpainting model")
     name = descriptor.architecture.id
