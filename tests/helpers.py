@@ -37,3 +37,12 @@ def process_or_die(item):
     if "crash" in Path(item.image).name:
         os._exit(139)
     return local._process(item)
+
+
+def busy_in_native_code(seconds, progress):
+    """A removal that never reports progress (one long native call): only killing its
+    worker stops it early. Module-level, so a spawned worker process can import it."""
+    import time
+
+    time.sleep(seconds)
+    return "finished"

@@ -271,13 +271,15 @@ def test_a_bug_is_a_500_with_a_request_id_that_is_logged(picture, monkeypatch, c
 # ----------------------------------------------------------------------------- the guard
 
 
-def _asgi(app, method="POST", path="/v1/remove", headers=(), chunks=(b"",), stall_after=None):
-    """Call the ASGI app directly: (status, JSON body, how many body chunks it pulled)."""
+def _asgi(app, method="POST", path="/v1/remove", headers=(), chunks=(b"",), stall_after=None, every_s=0.0):
+    """Call the ASGI app directly: (status, JSON body, how many body chunks it pulled);
+    ``every_s``: a pause before each chunk (a body trickled in)."""
     pulled, sent = [0], []
 
     async def receive():
         if stall_after is not None and pulled[0] >= stall_after:
             await asyncio.sleep(3600)
+        await asyncio.sleep(every_s)
         index = pulled[0]
         pulled[0] += 1
         if index < len(chunks):
@@ -307,6 +309,58 @@ def test_the_body_cap_holds_while_reading_and_a_stalled_body_times_out():
     assert status == 413 and body["code"] == "too_large" and pulled <= 4  # cut off at the cap (2 x 1 MB + 1 MB)
     status, body, _ = _asgi(app, headers=multipart, chunks=[chunk, chunk], stall_after=1)  # more was promised
     assert status == 408 and body["code"] == "timeout"
+
+
+def test_a_body_trickled_in_is_cut_off_at_the_upload_deadline():
+    import time
+
+    app = create_app(ServerSettings(preset="fast", body_timeout_s=0.5, upload_timeout_s=1.0, isolation="thread"))
+    chunk = b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\nx"
+    started = time.monotonic()
+    status, body, pulled = _asgi(app, headers=[("content-type", "multipart/form-data; boundary=b")],
+                                 chunks=[chunk] + [b"x"] * 1000, every_s=0.2)  # never stalls 0.5 s
+    assert status == 408 and body["code"] == "timeout" and "in all" in body["error"]
+    assert time.monotonic() - started < 3 and pulled < 20
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:evil.example", "127.0.0.1:8861@evil.example", "localhost:8765/x",
+                                  "localhost:99999", "local host", ""])
+def test_a_malformed_host_is_refused(client, host):
+    answer = client.get("/v1/presets", headers={"Host": host})
+    assert answer.status_code == 400 and answer.json()["code"] == "bad_host"
+
+
+@pytest.mark.parametrize("origin", ["null", "http://localhost:9999", "https://localhost:8765", "http://localhost",
+                                    "http://user@localhost:8765", "http://localhost:8765.evil.example",
+                                    "ftp://localhost:8765", "http://localhost:8765/../"])
+def test_only_the_servers_own_origin_is_same_site(picture, origin):
+    """``null`` (a sandboxed frame, file: or data: page), another port, another scheme:
+    all cross-site, with no token to stop them."""
+    files = {"image": ("p.png", png(picture), "image/png"), "mask": ("m.png", png(disk_mask(H, W, 40, 30, 9)),
+                                                                     "image/png")}
+    app = create_app(ServerSettings(preset="fast", isolation="thread"))
+    with TestClient(app, base_url="http://localhost:8765") as client:
+        refused = client.post("/v1/remove", files=files, headers={"Origin": origin})
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden_origin"
+        assert client.post("/v1/remove", files=files, headers={"Origin": "http://localhost:8765"}).status_code == 200
+        assert client.get("/healthz", headers={"Origin": origin}).status_code == 200  # outside the API
+
+
+def test_an_allowed_origin_matches_by_scheme_host_and_port(picture):
+    app = create_app(ServerSettings(preset="fast", isolation="thread", origins=("https://app.example",)))
+    with TestClient(app, base_url="http://localhost:8765") as client:
+        for origin, status in (("https://app.example", 200), ("https://app.example:443", 200),
+                               ("http://app.example", 403), ("https://app.example:8443", 403)):
+            assert client.get("/v1/presets", headers={"Origin": origin}).status_code == status, origin
+
+
+def test_deeply_nested_options_are_a_422_and_the_connection_lives_on(client, picture):
+    image, mask = png(picture), png(disk_mask(H, W, 40, 30, 9))
+    for options in ("[" * 100_000 + "]" * 100_000, '{"overrides": ' * 50 + "{}" + "}" * 50):
+        files = {"image": ("p.png", image, "image/png"), "mask": ("m.png", mask, "image/png")}
+        answer = client.post("/v1/remove", files=files, data={"options": options})
+        assert answer.status_code == 422 and answer.json()["code"] == "bad_options", answer.text[:200]
+    assert post(client, image, mask, {"seed": 3}).status_code == 200
 
 
 def test_host_origin_and_token_checks(picture):
@@ -404,6 +458,64 @@ def test_a_job_is_cancelled_while_it_waits_or_between_stages(picture):
         events = _events(client, first["id"])
         assert events[-1]["type"] == "cancelled" and not any(e["type"] == "done" for e in events)
         assert client.get(f"/v1/jobs/{first['id']}/result").json()["code"] == "not_ready"
+
+
+def test_a_cancelled_queued_job_frees_its_slot_at_once_and_never_runs(picture):
+    slow = slow_upload()
+    settings = ServerSettings(preset="offline", queue_size=1, isolation="thread")
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
+        first = client.post("/v1/jobs", files=slow).json()
+        second = client.post("/v1/jobs", files=slow).json()
+        assert client.post("/v1/jobs", files=slow).status_code == 503  # one running, one waiting: full
+        assert client.delete(f"/v1/jobs/{second['id']}").status_code == 202
+        third = client.post("/v1/jobs", files=slow)
+        assert third.status_code == 202  # the cancelled job's slot is free at once
+        assert _events(client, first["id"])[-1]["type"] == "done"
+        assert _events(client, third.json()["id"])[-1]["type"] == "done"
+        assert [e["type"] for e in _events(client, second["id"])] == ["queued", "cancelled"]
+        assert client.get(f"/v1/jobs/{second['id']}").json()["status"] == "cancelled"
+        finished = client.delete(f"/v1/jobs/{first['id']}")
+        assert finished.status_code == 409 and finished.json()["code"] == "finished"
+
+
+def test_a_cancelled_run_stuck_in_native_code_is_stopped_within_the_grace():
+    import threading
+    import time
+
+    from clearfill.server.requests import RequestError
+    from clearfill.server.worker import CANCEL_GRACE_S, ProcessWorker
+    from helpers import busy_in_native_code
+
+    worker = ProcessWorker(busy_in_native_code)
+    try:
+        assert worker(0.01) == "finished"
+        cancel = threading.Timer(0.3, lambda: stop.set())
+        stop = threading.Event()
+        cancel.start()
+        started = time.monotonic()
+        with pytest.raises(RequestError) as refused:
+            worker(120, cancel=stop)
+        assert refused.value.code == "cancelled" and time.monotonic() - started < CANCEL_GRACE_S + 2
+        assert worker(0.01) == "finished"  # a new worker for the next removal
+    finally:
+        worker.close()
+
+
+def test_finished_jobs_are_capped_by_count_and_bytes():
+    from clearfill.server.jobs import Jobs
+
+    async def scenario():
+        jobs = Jobs(ttl_s=600, most_kept=3, most_bytes=2_500)
+        made = []
+        for _ in range(5):
+            job = jobs.new()
+            job.output = ("image/png", b"x" * 1_000)
+            await job.add({"type": "done"})
+            jobs.forget_old()
+            made.append(job.id)
+        return [jobs.get(job_id) is not None for job_id in made]
+
+    assert asyncio.run(scenario()) == [False, False, False, True, True]  # 3 by count, 2 by bytes
 
 
 def test_a_removal_worker_that_dies_is_a_500_and_the_next_request_gets_a_new_one(picture):

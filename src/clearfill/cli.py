@@ -303,6 +303,9 @@ def _add_serve(commands) -> None:
     p.add_argument("--queue-size", type=int, default=8, help="removals that may wait for the device; more get 503")
     p.add_argument("--header-timeout", type=float, default=10.0, help="seconds a request's headers may take")
     p.add_argument("--body-timeout", type=float, default=30.0, help="seconds a request body may stall")
+    p.add_argument("--upload-timeout", type=float, default=300.0, help="seconds a whole request body may take")
+    p.add_argument("--max-connections", type=int, default=64,
+                   help="open connections at once; more are answered 503 (default: %(default)s)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(handler=_run_serve)
 
@@ -320,7 +323,7 @@ def _run_serve(args) -> int:
         preset=args.preset, overrides=_pipeline_overrides(args), max_pixels=args.max_pixels,
         max_upload_mb=args.max_upload_mb, queue_size=args.queue_size, device=args.device, token=args.token,
         hosts=hosts_for(args.host, tuple(args.allow_host)), origins=tuple(o.rstrip("/") for o in args.allow_origin),
-        body_timeout_s=args.body_timeout)
+        body_timeout_s=args.body_timeout, upload_timeout_s=args.upload_timeout)
     app = create_app(settings)
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else shown_host}:{args.port}/"
@@ -340,7 +343,8 @@ def _run_serve(args) -> int:
         console.say("warning", f"listening on {args.host} without --token: anyone who can reach port {args.port} "
                                "can use this server")
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                            http=with_header_timeout(args.header_timeout), timeout_keep_alive=5)
+                            http=with_header_timeout(args.header_timeout), timeout_keep_alive=5,
+                            limit_concurrency=args.max_connections)
     uvicorn.Server(config).run()
     return EXIT_OK
 

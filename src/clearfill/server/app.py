@@ -63,7 +63,8 @@ class ServerSettings:
     token: str | None = None
     hosts: tuple[str, ...] = LOOPBACK_NAMES  # Host names answered; () for any
     origins: tuple[str, ...] = ()  # other origins allowed to call the API
-    body_timeout_s: float = 30.0
+    body_timeout_s: float = 30.0  # the longest a request body may stall
+    upload_timeout_s: float = 300.0  # the longest a whole request body may take
     job_ttl_s: float = 600.0
     isolation: str = "process"  # where removals run: "process" (their own) or "thread" (embedding, tests)
 
@@ -213,11 +214,18 @@ class Device:
             raise RequestError(503, "busy: too many removals waiting; retry shortly", "busy", {"Retry-After": "2"})
         self.admitted += 1
 
-    async def run(self, upload: Upload, listener=None, cancel=None) -> Outcome:
-        """Run one removal (already admitted) when the device is free; release its place."""
+    async def run(self, upload: Upload, listener=None, cancel=None, on_enter=None) -> Outcome:
+        """Run one removal (already admitted) when the device is free; release its place
+        (also when the waiting task is cancelled: the queue slot is free at once).
+        ``on_enter()`` is called once the device is this run's; a run cancelled before
+        then never starts."""
         self._lock = self._lock or asyncio.Lock()
         try:
             async with self._lock:
+                if on_enter is not None:
+                    on_enter()
+                if cancel is not None and cancel.is_set():
+                    raise error_for(Cancelled("cancelled"))
                 return await asyncio.get_running_loop().run_in_executor(self._waiter, self.worker, upload,
                                                                         listener, cancel)
         except WorkerCrashed as crash:
@@ -369,9 +377,14 @@ def create_app(settings: ServerSettings = ServerSettings()):
         job = jobs.new()
         await job.add({"type": "queued", "waiting": device.admitted - 1})
 
+        def entered():
+            job.entered = True
+
         async def run_job():
             try:
-                outcome = await device.run(upload, job.report, job.cancel)
+                outcome = await device.run(upload, job.report, job.cancel, on_enter=entered)
+            except asyncio.CancelledError:  # taken out of the queue by DELETE: it never ran
+                return
             except RequestError as error:
                 if job.status in FINAL:  # cancelled while it waited: already said
                     return
@@ -383,8 +396,10 @@ def create_app(settings: ServerSettings = ServerSettings()):
                 job.output = (outcome.media_type, outcome.body)
                 await job.add({"type": "done", "result": f"/v1/jobs/{job.id}/result", "seed": outcome.seed,
                                "timings": json.loads(outcome.headers["X-Clearfill-Timings"])})
+            finally:
+                jobs.forget_old()  # a result just kept may put the kept bytes over their cap
 
-        asyncio.get_running_loop().create_task(run_job())
+        job.task = asyncio.get_running_loop().create_task(run_job())
         return job.summary()
 
     def find(job_id: str):
@@ -412,15 +427,21 @@ def create_app(settings: ServerSettings = ServerSettings()):
 
     @app.delete("/v1/jobs/{job_id}", status_code=202)
     async def cancel_job(job_id: str):
-        """Cancel: the run stops at its next stage, refiner step or SR tile."""
+        """Cancel: a queued job leaves the queue at once and never runs; a running one
+        stops at its next stage, refiner step or SR tile (its worker is stopped if it
+        does not within a moment). A finished job answers 409."""
         job = find(job_id)
+        if job.status in FINAL:
+            raise RequestError(409, f"job {job_id} is {job.status}: there is nothing to cancel", "finished")
         job.cancel.set()
-        if job.status == "queued":
+        if not job.entered:
+            job.task.cancel()
             await job.add({"type": "cancelled", "error": "the job was cancelled", "code": "cancelled"})
         return job.summary()
 
     guard = GuardSettings(hosts=settings.hosts, origins=settings.origins, token=settings.token,
-                          max_body_bytes=2 * upload_limit + 1_000_000, body_timeout_s=settings.body_timeout_s)
+                          max_body_bytes=2 * upload_limit + 1_000_000, body_timeout_s=settings.body_timeout_s,
+                          upload_timeout_s=settings.upload_timeout_s)
     return Guard(app, guard)
 
 

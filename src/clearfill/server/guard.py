@@ -1,13 +1,16 @@
 """What stands between the network and the API, as one ASGI middleware.
 
-- Host: the Host header must name this server (a DNS-rebinding page cannot reach
-  a loopback server under its own name).
-- Origin: a browser request to the API must come from this server's own pages or
-  an origin the operator allowed (a simple cross-site POST needs no preflight).
+- Host: the Host header must be a well-formed ``name[:port]`` that names this
+  server (a DNS-rebinding page cannot reach a loopback server under its own name).
+- Origin: a browser request to the API must come from this server's own pages
+  (same scheme, host and port) or an origin the operator allowed (a simple
+  cross-site POST needs no preflight). ``Origin: null`` (a sandboxed frame, a
+  ``file:`` or ``data:`` page) is cross-site.
 - Token: with ``--token``, every API call carries ``Authorization: Bearer <token>``
   (``?token=`` for EventSource, which cannot set headers).
 - Body: refused from its Content-Length, or cut off while it streams, once over the
-  cap (nothing is spooled past it); a body that stalls is timed out.
+  cap (nothing is spooled past it); a body that stalls is timed out, and so is one
+  that trickles in for longer than the upload deadline in all.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import asyncio
 import hmac
 import ipaddress
 import json
+import re
+import time
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from .requests import RequestError
 
@@ -30,7 +35,8 @@ class GuardSettings:
     origins: tuple[str, ...] = ()  # other origins allowed to call the API, e.g. "https://app.example"
     token: str | None = None
     max_body_bytes: int = 100_000_000
-    body_timeout_s: float = 30.0
+    body_timeout_s: float = 30.0  # the longest a body may stall
+    upload_timeout_s: float = 300.0  # the longest a whole body may take
 
 
 def hosts_for(bind: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -51,12 +57,34 @@ def is_loopback(bind: str) -> bool:
         return False
 
 
-def _host_name(value: str) -> str:
-    """``example.com:8765`` -> ``example.com``; ``[::1]:8765`` -> ``::1``."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[1:].split("]", 1)[0]
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+# host [":" port], as RFC 9110 allows it in Host and RFC 6454 in Origin: an IPv6 literal
+# in brackets or a name of letters, digits, dots and dashes; the port only digits.
+_AUTHORITY = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::([0-9]{1,5}))?")
+_ORIGIN = re.compile(r"(https?)://(.+)")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_authority(value: str) -> tuple[str, int | None] | None:
+    """``example.com:8765`` -> ("example.com", 8765); ``[::1]`` -> ("::1", None); None for
+    anything else (``127.0.0.1:evil.example``, ``host:1@evil.example``, spaces, a path)."""
+    match = _AUTHORITY.fullmatch(value.strip().lower())
+    if match is None:
+        return None
+    port = int(match.group(2)) if match.group(2) else None
+    if port is not None and not 0 < port < 65536:
+        return None
+    return match.group(1).strip("[]"), port
+
+
+def parse_origin(value: str) -> tuple[str, str, int] | None:
+    """``https://app.example`` -> ("https", "app.example", 443); None for ``null`` and
+    anything that is not a plain http(s) origin."""
+    match = _ORIGIN.fullmatch(value.strip().lower().rstrip("/"))
+    authority = parse_authority(match.group(2)) if match else None
+    if authority is None:
+        return None
+    scheme, (host, port) = match.group(1), authority
+    return scheme, host, port or _DEFAULT_PORTS[scheme]
 
 
 async def send_error(send, error: RequestError) -> None:
@@ -70,6 +98,7 @@ async def send_error(send, error: RequestError) -> None:
 class Guard:
     def __init__(self, app, settings: GuardSettings):
         self.app, self.settings = app, settings
+        self.origins = {parse_origin(origin) for origin in settings.origins} - {None}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -94,18 +123,21 @@ class Guard:
 
     def _check(self, scope, headers: dict[str, str]) -> None:
         settings = self.settings
-        host = _host_name(headers.get("host", ""))
+        authority = parse_authority(headers.get("host", ""))
+        if authority is None:
+            raise RequestError(400, f"malformed Host header {headers.get('host', '')[:80]!r}", "bad_host")
+        host, port = authority
         if settings.hosts and host not in settings.hosts:
-            raise RequestError(403, f"this server does not answer to the host name {host or '(none)'!r}",
-                               "forbidden_host")
+            raise RequestError(403, f"this server does not answer to the host name {host!r}", "forbidden_host")
         if not scope["path"].startswith("/v1/"):
             return  # the editor page, its files, /healthz, /docs
         origin = headers.get("origin")
-        if origin and origin != "null":
-            parts = urlsplit(origin)
-            same_origin = parts.netloc.lower() == headers.get("host", "").lower()
-            if not same_origin and origin.rstrip("/") not in settings.origins:
-                raise RequestError(403, f"requests from {origin} are not allowed (serve --allow-origin)",
+        if origin is not None:
+            scheme = scope.get("scheme", "http")
+            own = (scheme, host, port or _DEFAULT_PORTS.get(scheme, 80))
+            parsed = parse_origin(origin)
+            if parsed is None or (parsed != own and parsed not in self.origins):
+                raise RequestError(403, f"requests from {origin[:80]!r} are not allowed (serve --allow-origin)",
                                    "forbidden_origin")
         if settings.token is not None:
             offered = headers.get("authorization", "")
@@ -122,18 +154,22 @@ class Guard:
 
     def _limited(self, receive):
         """``receive`` with the body cap and, until the body is complete, the stall
-        timeout (afterwards receive only waits for a disconnect, which may take long)."""
+        timeout and the upload deadline (afterwards receive only waits for a
+        disconnect, which may take long)."""
         settings, received, complete = self.settings, 0, False
+        deadline = time.monotonic() + settings.upload_timeout_s
 
         async def limited():
             nonlocal received, complete
             if complete:
                 return await receive()
+            left = deadline - time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), settings.body_timeout_s)
+                message = await asyncio.wait_for(receive(), max(0.0, min(settings.body_timeout_s, left)))
             except asyncio.TimeoutError:
-                raise RequestError(408, f"the request body stalled for {settings.body_timeout_s:g} s",
-                                   "timeout") from None
+                why = (f"stalled for {settings.body_timeout_s:g} s" if left > settings.body_timeout_s
+                       else f"took over {settings.upload_timeout_s:g} s in all")
+                raise RequestError(408, f"the request body {why}", "timeout") from None
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             received += len(message.get("body", b""))
             if received > settings.max_body_bytes:

@@ -2,8 +2,12 @@
 
 A job's events are kept in order (every subscriber sees them all, from the
 start); the run reports from its worker thread and the event loop hands them on.
-Cancelling sets a flag the run checks between stages, refiner steps and SR tiles.
-Finished jobs are kept ``ttl`` seconds for their result, then forgotten.
+Cancelling a queued job takes it out of the queue at once (it never runs);
+cancelling a running one sets the flag the run checks between stages, refiner
+steps and SR tiles (and the worker is stopped if it does not listen). Finished
+jobs are kept ``ttl`` seconds for their result, and at most ``most_kept`` of
+them holding at most ``most_bytes`` of results: past either, the oldest are
+forgotten first.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     output: tuple[str, bytes] | None = None  # (media type, bytes) once done
     finished: float | None = None
+    task: asyncio.Task | None = None  # the run, awaiting the device while queued
+    entered: bool = False  # it holds the device: cancelling must go through the run
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def report(self, event: dict) -> None:
@@ -41,6 +47,8 @@ class Job:
 
     async def _add(self, event: dict) -> None:
         kind = event.get("type")
+        if self.status in FINAL:  # a late report from a run already cancelled: the job has ended
+            return
         if kind == "started":
             self.status = "running"
         elif kind in FINAL:
@@ -70,13 +78,18 @@ class Job:
                 "result": f"/v1/jobs/{self.id}/result"}
 
 
+    @property
+    def result_bytes(self) -> int:
+        return len(self.output[1]) if self.output else 0
+
+
 class Jobs:
-    def __init__(self, ttl_s: float = 600.0):
-        self.ttl_s = ttl_s
+    def __init__(self, ttl_s: float = 600.0, most_kept: int = 32, most_bytes: int = 256_000_000):
+        self.ttl_s, self.most_kept, self.most_bytes = ttl_s, most_kept, most_bytes
         self._jobs: dict[str, Job] = {}
 
     def new(self) -> Job:
-        self._forget_old()
+        self.forget_old()
         job = Job(secrets.token_urlsafe(12), asyncio.get_running_loop())
         self._jobs[job.id] = job
         return job
@@ -84,7 +97,14 @@ class Jobs:
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
-    def _forget_old(self) -> None:
+    def forget_old(self) -> None:
+        """Forget finished jobs past their time, then the oldest while too many are kept
+        or their results hold too many bytes."""
         now = time.monotonic()
-        for job_id in [j.id for j in self._jobs.values() if j.finished and now - j.finished > self.ttl_s]:
-            del self._jobs[job_id]
+        finished = sorted((job for job in self._jobs.values() if job.finished is not None), key=lambda j: j.finished)
+        kept_bytes = sum(job.result_bytes for job in finished)
+        for index, job in enumerate(finished):
+            too_many = len(finished) - index > self.most_kept
+            if now - job.finished > self.ttl_s or too_many or kept_bytes > self.most_bytes:
+                kept_bytes -= job.result_bytes
+                del self._jobs[job.id]

@@ -11,6 +11,7 @@ a request naming one is refused with 403.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,10 @@ ALLOWED: dict[str, Bound] = {
 }
 TOP_LEVEL = ("preset", "overrides", "seed", "candidates", "resize_mask", "detect", "select")
 MOST_LASSO_POINTS, MOST_CLICKS = 10_000, 100
+MOST_OPTIONS_BYTES = 1_000_000  # a lasso of 10,000 points is about 250 kB of JSON
+MOST_OPTIONS_DEPTH = 6  # {"select": {"lasso": [[x, y], ...]}} is 3 deep
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
 DETECT = ("text",)
 SEED_RANGE = (0, 2 ** 63 - 1)
 
@@ -131,6 +136,7 @@ def _fields_of(section: str) -> set[str]:
 
 def parse(text: str | None, presets: dict[str, PipelineConfig], default_preset: str) -> Request:
     """The request's ``options`` form field (JSON) -> a checked Request."""
+    _check_json_size(text or "")
     try:
         options = json.loads(text) if text else {}
     except json.JSONDecodeError as exc:
@@ -166,6 +172,18 @@ def parse(text: str | None, presets: dict[str, PipelineConfig], default_preset: 
     if detect is not None and select is not None:
         raise RequestError(422, "detect and select are alternatives: send one", "bad_options")
     return Request(preset, checked, seed, resize_mask, detect, select)
+
+
+def _check_json_size(text: str) -> None:
+    """Refuse options too long or nested too deep before parsing them (the parser recurses
+    once per level: a deep enough document exhausts the stack)."""
+    if len(text) > MOST_OPTIONS_BYTES:
+        raise RequestError(422, f"options is longer than {MOST_OPTIONS_BYTES // 1000} kB", "bad_options")
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MOST_OPTIONS_DEPTH:
+            raise RequestError(422, f"options is nested deeper than {MOST_OPTIONS_DEPTH} levels", "bad_options")
 
 
 def _check_selection(select: Any) -> None:

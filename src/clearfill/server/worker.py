@@ -6,7 +6,9 @@ decoding a 16 MP image cannot delay ``/healthz``; a crash in native code or the 
 killer takes the worker, not the server (the request gets a 500, the next one a new
 worker); the worker runs at a lower CPU priority and keeps the model pool. It talks
 to the server through two queues: uploads in; events, then the outcome, out.
-Cancelling sets a flag the worker's Progress checks.
+Cancelling sets a flag the worker's Progress checks; a worker still busy
+``CANCEL_GRACE_S`` later (inside one long native call: GrabCut, a text detector
+pass, an encoder) is killed, and the next removal starts a new one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -24,6 +27,7 @@ from ..processes import die_with_parent, lower_priority
 from .requests import RequestError
 
 _POLL_S = 0.1
+CANCEL_GRACE_S = 2.0  # how long a cancelled removal may take to notice before its worker is killed
 
 
 class WorkerCrashed(Exception):
@@ -77,9 +81,14 @@ class ProcessWorker:
                 self._start()
             self._cancel.clear()
             self._tasks.put(task)
+            cancelled_at = None
             while True:
                 if cancel is not None and cancel.is_set():
                     self._cancel.set()
+                    cancelled_at = cancelled_at or time.monotonic()
+                    if time.monotonic() - cancelled_at > CANCEL_GRACE_S:
+                        self._stop_now()
+                        raise RequestError(409, "the job was cancelled", "cancelled")
                 try:
                     kind, payload = self._results.get(timeout=_POLL_S)
                 except queue.Empty:
@@ -98,6 +107,12 @@ class ProcessWorker:
                     raise RequestError(status, message, code, headers)
                 else:
                     raise Bug(payload)
+
+    def _stop_now(self) -> None:
+        """Kill the worker (its models with it); the next removal starts a fresh one."""
+        self._process.kill()
+        self._process.join(timeout=5)
+        self._process = None
 
     def close(self) -> None:
         with self._lock:
