@@ -38,7 +38,7 @@ def test_remove_overrides_pick_the_method_and_collect_its_options():
     ({"crop.nope": 1}, "crop: unknown parameter 'nope'"),
     ({"nope.x": 1}, "unknown stage 'nope'"),
     ({"crop.padding": "wide"}, "crop.padding: expected int"),
-    ({"crop.padding": "0"}, "crop.padding must be >= 1"),
+    ({"crop.padding": "0"}, "crop.padding must be between 1 and 1024"),
     ({"mask.invert": "maybe"}, "mask.invert: expected bool"),
     ({"crop": 3}, "needs a parameter name"),
 ])

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -99,18 +100,36 @@ def _pipeline_overrides(args) -> dict:
     return overrides
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file, after links (a loop of links names none)."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _refuse_input(path: Path, inputs: dict[str, Path], what: str) -> None:
+    for name, source in inputs.items():
+        if _same_file(path, source):
+            raise OutputExistsError(f"{what} {path} is the {name} file; clearfill never replaces its input: "
+                                    "write it somewhere else")
+
+
+# The names --save-stages writes (sheet.stage file names: "3-crop.png"), whatever stages ran.
+_STAGE_FILE = re.compile(r"\d+-[\w-]+\.png|sheet\.png")
+
+
 def _check_destinations(args) -> None:
     """Everything about where the results go, checked before the work starts."""
     if (args.mask is None) == (args.detect is None):
         raise InvalidInputError("give --mask (what to remove) or --detect text (find it), one of them")
-    for name, source in (("image", args.image), ("mask", args.mask)):
-        if source is not None and args.output.resolve() == source.resolve():
-            raise OutputExistsError(f"the output {args.output} is the {name} file; clearfill never replaces its "
-                                    "input: write the result to another file")
+    inputs = {name: source for name, source in (("image", args.image), ("mask", args.mask)) if source is not None}
+    _refuse_input(args.output, inputs, "the output")
     io.output_format(args.output)  # an unknown extension
     io.check_destination(args.output)
     if args.save_stages is not None:
         io.check_destination(args.save_stages, folder=True)
+        for name, source in inputs.items():
+            if _STAGE_FILE.fullmatch(source.name) and _same_file(source.parent, args.save_stages):
+                raise OutputExistsError(f"--save-stages {args.save_stages} would overwrite the {name} file "
+                                        f"{source}: write the stages to another folder")
     if not 1 <= args.quality <= 100:
         raise InvalidInputError(f"--quality must be 1..100, got {args.quality}")
 
@@ -130,7 +149,8 @@ def _run_remove(args) -> int:
         raise InvalidInputError(f"{what} nothing to remove (pass --allow-empty-mask to copy the image)")
     result.save(args.output, quality=args.quality)
     if args.save_stages is not None:
-        _save_stages(result, args.save_stages)
+        inputs = {name: source for name, source in (("image", args.image), ("mask", args.mask)) if source is not None}
+        _save_stages(result, args.save_stages, inputs)
     if args.verbose:
         for line in result.summary():
             print(line, file=sys.stderr)
@@ -145,15 +165,19 @@ def _run_remove(args) -> int:
     return EXIT_OK
 
 
-def _save_stages(result, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+def _save_stages(result, folder: Path, inputs: dict[str, Path]) -> None:
+    """Each stage's picture and the sheet; a name that resolves to an input (a link to
+    it) is refused before anything is written."""
     order = [record.name for record in result.stages if record.ran or record.name not in SHOWN_ONLY_WHEN_RUN]
-    for index, name in enumerate(order, start=1):
-        picture = result.stage_pictures.get(name)
-        if picture is not None:
-            io.save_picture(folder / f"{index}-{PICTURE_NAMES.get(name, name)}.png", picture)
-    sheet = contact_sheet(order, result.stage_pictures, {r.name: r.note for r in result.stages})
-    io.save_picture(folder / "sheet.png", sheet)
+    pictures = {folder / f"{index}-{PICTURE_NAMES.get(name, name)}.png": result.stage_pictures[name]
+                for index, name in enumerate(order, start=1) if name in result.stage_pictures}
+    pictures[folder / "sheet.png"] = contact_sheet(order, result.stage_pictures,
+                                                   {r.name: r.note for r in result.stages})
+    for path in pictures:
+        _refuse_input(path, inputs, "the stage picture")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, picture in pictures.items():
+        io.save_picture(path, picture)
 
 
 def _add_mask(commands) -> None:
@@ -180,8 +204,7 @@ def _run_mask(args) -> int:
 
     from .detect import find_mask, select
 
-    if args.output.resolve() == args.image.resolve():
-        raise OutputExistsError(f"the output {args.output} is the image file; write the mask to another file")
+    _refuse_input(args.output, {"image": args.image}, "the output")
     if io.output_format(args.output) not in ("PNG", "TIFF", "BMP"):
         raise InvalidInputError("write the mask losslessly: .png, .tif or .bmp")
     io.check_destination(args.output)
@@ -226,7 +249,7 @@ def _point(text: str) -> tuple[float, float, bool]:
 
 def _read_lasso(path: Path) -> list:
     try:
-        return json.loads(path.read_text())
+        return json.loads(io.regular_file(path, "the lasso").read_text())
     except (OSError, ValueError) as exc:
         raise InvalidInputError(f"cannot read the lasso {path}: {exc}") from None
 
@@ -431,13 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console.route_warnings(verbose=getattr(args, "verbose", False))
     if getattr(args, "comfyui_dir", None) is not None:
         from .models.comfyui import ENVIRONMENT_VARIABLE
 
         os.environ[ENVIRONMENT_VARIABLE] = str(args.comfyui_dir)
     try:
-        return args.handler(args)
+        with console.routed_warnings(verbose=getattr(args, "verbose", False)):
+            return args.handler(args)
     except ClearfillError as exc:
         return _fail(_message(exc), EXIT_USAGE)
     except KeyboardInterrupt:

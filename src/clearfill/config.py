@@ -51,7 +51,11 @@ class PipelineConfig:
                 values = dict(values)
                 method = values.pop("method", current.method)
                 kept = current.options if method == current.method else {}  # options belong to their remover
-                merged = {**kept, **values.pop("options", {}), **values}
+                given = values.pop("options", {})
+                if not isinstance(given, Mapping):
+                    raise InvalidConfigError(f"remove.options must be a mapping of the remover's parameters, "
+                                             f"got {type(given).__name__}")
+                merged = {**kept, **given, **values}
                 updated = RemoveConfig(method=str(method), options=merged)
             else:
                 updated = opts.replace(current, values, section)

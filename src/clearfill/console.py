@@ -3,6 +3,7 @@ per error or warning, in clearfill's own words and prefix."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 
@@ -21,7 +22,9 @@ def say(kind: str, message: object) -> None:
 
 def route_warnings(verbose: bool = False) -> None:
     """Show clearfill's own warnings as one line each; other libraries' warnings
-    (Pillow, numba, torch deprecations) only with ``verbose``, also as one line."""
+    (Pillow, numba, torch deprecations) only with ``verbose``, also as one line.
+    Process-wide: only for processes clearfill owns (its batch workers); elsewhere
+    use ``routed_warnings``."""
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, ClearfillWarning) or verbose:
@@ -29,3 +32,11 @@ def route_warnings(verbose: bool = False) -> None:
 
     warnings.showwarning = show
     warnings.simplefilter("default")
+
+
+@contextlib.contextmanager
+def routed_warnings(verbose: bool = False):
+    """``route_warnings`` while inside; the caller's warning display and filters after."""
+    with warnings.catch_warnings():
+        route_warnings(verbose)
+        yield

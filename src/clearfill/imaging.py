@@ -8,10 +8,14 @@ and from files and model tensors happens only at the edges (``io``, model stages
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
 
 import cv2
 import numpy as np
 from PIL import Image
+
+T = TypeVar("T")
 
 RESAMPLERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -162,3 +166,19 @@ def share_covered(regions: np.ndarray, pixels: np.ndarray, among: np.ndarray | N
     share = covered / np.maximum(area, 1)
     share[0] = 0.0
     return share[labels]
+
+
+# OpenCV's random numbers (k-means seeds, GrabCut's models) come from a generator per
+# thread. Seeded calls run in threads of clearfill's own, so they are repeatable and
+# the caller's generator is never reseeded.
+_SEEDED_THREADS = ThreadPoolExecutor(4, thread_name_prefix="clearfill-seeded-opencv")
+
+
+def seeded_opencv(call: Callable[..., T], *args, **kwargs) -> T:
+    """``call(*args, **kwargs)`` with OpenCV's random generator seeded to 0."""
+
+    def seeded() -> T:
+        cv2.setRNGSeed(0)
+        return call(*args, **kwargs)
+
+    return _SEEDED_THREADS.submit(seeded).result()

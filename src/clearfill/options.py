@@ -8,6 +8,7 @@ wrong name or value raises ``InvalidConfigError`` naming it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -56,18 +57,20 @@ def coerce(value: Any, kind: Any, where: str) -> Any:
         if kind is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(float(value)) if isinstance(value, str) and "." in value else int(value)
+            text = str(value).lower() if isinstance(value, str) else ""
+            return int(float(value)) if "." in text or "e" in text else int(value)
         if kind is float:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not math.isfinite(float(value)):
                 raise ValueError
             return float(value)
         if kind is str:
             if not isinstance(value, str):
                 raise ValueError
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int("inf"), int(1e400)
         name = getattr(kind, "__name__", str(kind))
-        raise InvalidConfigError(f"{where}: expected {name}, got {value!r}") from None
+        finite = " (a finite number)" if kind in (int, float) else ""
+        raise InvalidConfigError(f"{where}: expected {name}{finite}, got {value!r}") from None
     return value
 
 
@@ -88,4 +91,12 @@ def replace(instance: T, values: Mapping[str, Any], where: str) -> T:
     try:
         return dataclasses.replace(instance, **converted)
     except (TypeError, ValueError) as exc:
-        raise InvalidConfigError(f"{where}: {exc}") from None
+        message = str(exc)  # most configs name their section already ("crop.padding must be ...")
+        raise InvalidConfigError(message if message.startswith(f"{where}.") else f"{where}: {message}") from None
+
+
+def check_range(name: str, value: float, low: float, high: float) -> None:
+    """For a config's ``__post_init__``: ValueError naming ``name`` unless low <= value <= high
+    (NaN included). The upper ends keep one setting from asking for terabytes."""
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")

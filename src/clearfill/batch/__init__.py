@@ -40,7 +40,7 @@ class _Reporter:
     """Appends one JSON line per item to the report and keeps the counts and progress bar."""
 
     def __init__(self, report: Path | None, total: int, progress: bool):
-        self.handle = open(report, "a", buffering=1) if report else None
+        self.handle = storage.open_for_append(Path(report), "the report") if report else None
         self.summary = Summary()
         self.bar = None
         if progress:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from ..io import FORMATS
+from ..io import FORMATS, regular_file
 
 IMAGE_SUFFIXES = tuple(FORMATS)
 
@@ -100,6 +100,8 @@ def plan_manifest(manifest: Path, output_dir: Path | None, fmt: str | None = Non
     for number, row in enumerate(rows, start=1):
         if not all(isinstance(row.get(key), str) and row[key] for key in ("image", "mask")):
             raise InvalidInputError(f"{manifest.name} row {number}: needs 'image' and 'mask'")
+        if any("\x00" in str(row.get(key) or "") for key in ("image", "mask", "output")):
+            raise InvalidInputError(f"{manifest.name} row {number}: a file name with a NUL byte")
         image = _resolve(row["image"], base)
         if row.get("output"):
             output = _resolve(str(row["output"]), root)
@@ -117,11 +119,14 @@ def _manifest_rows(manifest: Path) -> list[dict]:
     if suffix not in (".csv", ".jsonl", ".ndjson"):
         raise InvalidInputError(f"a manifest must be .csv or .jsonl, got {manifest.name}")
     try:
-        text = manifest.read_text(encoding="utf-8-sig")
+        text = regular_file(manifest, "the manifest").read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"cannot read the manifest {manifest}: {exc}") from None
     if suffix == ".csv":
-        return list(csv.DictReader(text.splitlines()))
+        try:
+            return list(csv.DictReader(text.splitlines()))
+        except csv.Error as exc:  # a field over csv's limit (128 kB), a stray quote in strict mode
+            raise InvalidInputError(f"the manifest {manifest.name} is not a CSV clearfill can read: {exc}") from None
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

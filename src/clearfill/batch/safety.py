@@ -10,16 +10,18 @@ allows overwriting. ``--resume`` keeps existing outputs instead.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import InvalidInputError, OutputExistsError
+from ..errors import InvalidInputError, OutputError, OutputExistsError
 from . import storage
 from .plan import Item, Plan
 
 LEDGER_NAME = ".clearfill-batch.jsonl"  # in the output root: which item wrote which output
+MOST_NAME_BYTES = 255  # a file name's longest on ext4, APFS, NTFS and most others
 _EXAMPLES = 3
 
 
@@ -83,6 +85,13 @@ def check_outputs(plan: Plan, *, overwrite: bool = False, resume: bool = False,
         _refuse_if([output for output, place in outputs.items() if not place.inside(root)],
                    f"outputs must lie inside the output folder {plan.output_root}")
 
+    _refuse_if([f"{output} has a name over {MOST_NAME_BYTES} bytes" for output, place in outputs.items()
+                if place.local is not None and any(len(os.fsencode(part)) > MOST_NAME_BYTES
+                                                   for part in place.local.parts)],
+               "outputs must have names the file system can hold")
+    _refuse_if([f"{output} is a folder" for output, place in outputs.items()
+                if place.local is not None and place.local.is_dir()], "outputs must be files")
+
     first_claim: dict[str, Item] = {}
     shared = []
     for item in plan.items:
@@ -112,6 +121,9 @@ class Ledger:
 
     def _read(self) -> dict[str, tuple[str, str]]:
         entries = {}
+        if self.path is not None and self.path.is_symlink():
+            raise OutputError(f"the batch ledger {self.path} is a link: clearfill does not write through links; "
+                              "remove it")
         if self.path is None or not self.path.is_file():
             return entries
         for line in self.path.read_text(errors="replace").splitlines():
@@ -144,8 +156,7 @@ class Ledger:
         new = [self._key(item) for item in items if not self.wrote(item)]
         if not new:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as handle:
+        with storage.open_for_append(self.path, "the batch ledger") as handle:
             for output, (image, mask) in new:
                 handle.write(json.dumps({"output": output, "image": image, "mask": mask}) + "\n")
                 self._entries[output] = (image, mask)

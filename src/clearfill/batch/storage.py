@@ -4,9 +4,11 @@ object stores make a single PUT visible all at once, which is just as atomic."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .. import io
+from ..errors import OutputError
 
 
 def is_local(location: str) -> bool:
@@ -57,3 +59,16 @@ def remove_stale_temporaries(location: str) -> None:
         target = local_path(location)
         for stale in target.parent.glob(f".{target.name}.*.part"):
             stale.unlink(missing_ok=True)
+
+
+def open_for_append(path: Path, what: str):
+    """``path`` opened to append lines, never through a link (a ledger or report linked
+    to an input would write into the input): a link there is refused."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.fdopen(os.open(path, flags, 0o666), "a", buffering=1)
+    except OSError as exc:
+        if path.is_symlink():
+            raise OutputError(f"{what} {path} is a link: clearfill does not write through links; remove it") from None
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None

@@ -54,7 +54,8 @@ def select_with(rgb: np.ndarray, selection: Selection, method: str = "auto",
     if method not in SELECTION_METHODS:
         raise InvalidConfigError(f"unknown selection method {method!r}; choose from {', '.join(SELECTION_METHODS)}")
     if method == "sam" or (method == "auto" and sam_present(model)):
-        return SamSelector.shared(model).select(rgb, selection)
+        height, width = rgb.shape[:2]
+        return SamSelector.shared(model).select(rgb, selection.on_image(width, height))
     return select_object(rgb, selection)
 
 
@@ -67,7 +68,7 @@ def as_selection(value) -> Selection:
         lasso = tuple((float(x), float(y)) for x, y in value["lasso"]) if value.get("lasso") else None
         points = tuple((float(p[0]), float(p[1]), bool(p[2]) if len(p) > 2 else True)
                        for p in value.get("points") or ())
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError):
         raise InvalidInputError("a selection is box [x, y, w, h], lasso [[x, y], ...] and/or points "
                                 "[[x, y, positive], ...]") from None
     return Selection(box, lasso, points)

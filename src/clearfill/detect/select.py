@@ -10,15 +10,19 @@ second) and the mask is scaled back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..imaging import quantize
+from ..imaging import quantize, seeded_opencv
 
 CLICK_REACH = 0.08  # around a click given alone, this share of the short side is "probably the object"
+GMM_COMPONENTS = 5  # GrabCut models the object and the background with this many Gaussians each,
+# so it needs at least as many pixels of each to start from
+LASSO_REACH = 1.0  # a lasso may stray this many image sizes past the image (a stroke dragged off it)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,29 @@ class Selection:
             raise InvalidInputError(f"a box is x, y, width, height with a positive size, got {self.box}")
         if self.lasso is not None and len(self.lasso) < 3:
             raise InvalidInputError("a lasso needs at least 3 points")
+        numbers = [*(self.box or ()), *(v for point in self.lasso or () for v in point),
+                   *(v for x, y, _ in self.points for v in (x, y))]
+        if not all(math.isfinite(v) for v in numbers):
+            raise InvalidInputError("a selection's coordinates must be finite numbers")
+
+    def on_image(self, width: int, height: int) -> Selection:
+        """This selection checked against a ``width`` x ``height`` image: clicks on it, a
+        lasso near it, and the box cut to it (all cheap, whatever numbers arrived)."""
+        for x, y, _ in self.points:
+            if not (0 <= x < width and 0 <= y < height):
+                raise InvalidInputError(f"a click at ({x:g}, {y:g}) lies outside the {width}x{height} image")
+        for x, y in self.lasso or ():
+            if not (-LASSO_REACH * width <= x <= (1 + LASSO_REACH) * width
+                    and -LASSO_REACH * height <= y <= (1 + LASSO_REACH) * height):
+                raise InvalidInputError(f"a lasso point at ({x:g}, {y:g}) lies far outside the {width}x{height} image")
+        box = self.box
+        if box is not None:
+            x0, y0 = max(0, box[0]), max(0, box[1])
+            x1, y1 = min(width, box[0] + box[2]), min(height, box[1] + box[3])
+            if x1 <= x0 or y1 <= y0:
+                raise InvalidInputError(f"the box {box} lies outside the {width}x{height} image")
+            box = (x0, y0, x1 - x0, y1 - y0)
+        return Selection(box, self.lasso, self.points)
 
 
 def _scaled(selection: Selection, scale: float) -> Selection:
@@ -76,17 +103,31 @@ def select(rgb: np.ndarray, selection: Selection, *, iterations: int = 5, work_s
     scale = min(1.0, work_side / max(height, width))
     small = cv2.resize(quantize(rgb), (max(1, round(width * scale)), max(1, round(height * scale))),
                        interpolation=cv2.INTER_AREA) if scale < 1 else quantize(rgb)
-    seed = _seed(small.shape[:2], _scaled(selection, scale))
-    if not np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).any():
-        raise InvalidInputError("the selection lies outside the image")
+    seed = _seed(small.shape[:2], _scaled(selection.on_image(width, height), scale))
+    _check_seed(seed)
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)
-    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), seed, None, background, foreground, iterations,
-                cv2.GC_INIT_WITH_MASK)
+    seeded_opencv(cv2.grabCut, np.ascontiguousarray(small[..., ::-1]), seed, None, background, foreground,
+                  iterations, cv2.GC_INIT_WITH_MASK)
     found = np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
     if scale < 1:
         found = cv2.resize(found, (width, height), interpolation=cv2.INTER_LINEAR)
     return _keep_selected(found > 0.5, selection)
+
+
+def _check_seed(seed: np.ndarray) -> None:
+    """GrabCut learns the object's colours from the pixels seeded as object and the
+    background's from the rest: it needs enough of both."""
+    height, width = seed.shape
+    if seed.size < 2 * GMM_COMPONENTS:
+        raise InvalidInputError(f"the image is {width}x{height} pixels: too small to select an object on")
+    on_object = int(np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).sum())
+    if on_object == 0:
+        raise InvalidInputError("the selection lies outside the image")
+    if seed.size - on_object < GMM_COMPONENTS:
+        raise InvalidInputError("the selection covers the whole image, so nothing shows what the background looks "
+                                "like: leave a margin around the object")
+    if on_object < GMM_COMPONENTS:
+        raise InvalidInputError("the selection is too small to learn the object's colours from")
 
 
 def _keep_selected(found: np.ndarray, selection: Selection) -> np.ndarray:

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import ChecksumError, ModelNotAvailableError
-from ..imaging import quantize, share_covered
+from ..imaging import quantize, seeded_opencv, share_covered
 from .marks import MIN_EXPLAINED, Overlay, find_overlay, follow
 
 DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
@@ -320,8 +320,8 @@ def _centres(samples: np.ndarray, k: int = 3) -> np.ndarray:
     """A few colours that describe a region's surroundings (k-means on Lab)."""
     k = min(k, len(samples))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
-    cv2.setRNGSeed(0)
-    _, _, centres = cv2.kmeans(np.ascontiguousarray(samples, np.float32), k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    _, _, centres = seeded_opencv(cv2.kmeans, np.ascontiguousarray(samples, np.float32), k, None, criteria, 2,
+                                  cv2.KMEANS_PP_CENTERS)
     return centres
 
 

@@ -13,7 +13,7 @@ mode to and from float RGB; ``writing``: formats, fallbacks, atomic files;
 """
 
 from .modes import Pixels
-from .reading import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, load_mask
+from .reading import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, load_mask, regular_file
 from .writing import (
     FORMATS, JPEG_QUALITY, MODES_HELD, atomic_writer, check_destination, encode_image, output_errors, output_format,
     save_image, save_picture, to_pil,
@@ -22,5 +22,5 @@ from .writing import (
 __all__ = [
     "DEFAULT_MAX_PIXELS", "FORMATS", "JPEG_QUALITY", "MODES_HELD", "ImageSource", "LoadedImage", "Pixels",
     "atomic_writer", "check_destination", "encode_image", "load_image", "load_mask", "output_format",
-    "output_errors", "save_image", "save_picture", "to_pil",
+    "output_errors", "regular_file", "save_image", "save_picture", "to_pil",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io as stdio
 import os
 import stat
-import threading
+import struct
 import typing
 import warnings
 from dataclasses import dataclass, replace
@@ -26,10 +26,10 @@ from . import metadata
 from .modes import Pixels
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above this, refuse before decoding.
+MOST_JPEG_SCANS = 200
 
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, typing.BinaryIO]
 
-_OPEN_LOCK = threading.Lock()  # Image.MAX_IMAGE_PIXELS is global: swap it for one open at a time
 _KEPT_AS_IS = frozenset({"1", "L", "LA", "RGB", "RGBA", "CMYK", "LAB"})
 _PILLOW_16_BIT_GRAY = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 
@@ -83,33 +83,78 @@ def _check_size(size: tuple[int, int], label: str, max_pixels: int | None) -> No
             f"{max_pixels / 1e6:.1f} MP", setting="max_pixels")
 
 
+def regular_file(path: str | os.PathLike, what: str) -> Path:
+    """``path``, checked to be a regular file (after links) before anything reads it: a
+    FIFO would block the read forever, a device never end."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InvalidInputError(f"{what} not found: {path}") from None
+    except OSError as exc:  # no permission to look, a name too long, a loop of links
+        raise InvalidInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise InvalidInputError(f"{what} is a folder, not a file: {path}")
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(f"{what} {path} is not a regular file (a FIFO, socket or device)")
+    return path
+
+
 def _open(source, what: str, max_pixels: int | None) -> Image.Image:
     """Open lazily: only the header is read, so the size is checked before decoding.
-    Pillow's own bomb limit is lifted for the call; ``max_pixels`` replaces it."""
+    ``max_pixels`` is clearfill's own bomb limit; Pillow's process-wide one is left as
+    the caller set it, and passed over only for an image ``max_pixels`` allows."""
     label = _label(what, source)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        try:
-            is_folder = stat.S_ISDIR(os.stat(path).st_mode)
-        except FileNotFoundError:
-            raise InvalidInputError(f"{what} not found: {path}") from None
-        except OSError as exc:  # no permission to look, a name too long, a loop of links
-            raise InvalidInputError(f"cannot read {label}: {exc.strerror or exc}") from None
-        if is_folder:
-            raise InvalidInputError(f"{what} is a folder, not an image file: {path}")
+        source = regular_file(source, what)
     try:
-        with _OPEN_LOCK:
-            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                image = Image.open(source)
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
+        try:
+            image = Image.open(source)
+        except Image.DecompressionBombError:  # over Pillow's limit, and ours may allow it
+            image = _open_past_pillows_limit(source, label, max_pixels)
     except UnidentifiedImageError:
         raise InvalidInputError(f"{label} is not an image (or an unsupported format)") from None
+    except InvalidInputError:
+        raise
     except Exception as exc:  # malformed headers and chunks raise many kinds (a zTXt bomb: ValueError)
         raise InvalidInputError(f"cannot read {label}: {one_line(exc, 200)}") from None
     _check_size(image.size, label, max_pixels)
     return image
+
+
+def _open_past_pillows_limit(source, label: str, max_pixels: int | None) -> Image.Image:
+    """Open an image that Pillow's own bomb limit refuses, by its format's opener (which
+    reads only the header), when ``max_pixels`` allows its size; else refuse it as too large."""
+    if isinstance(source, Path):
+        data = stdio.BytesIO(source.read_bytes())
+    else:
+        source.seek(0)
+        data = stdio.BytesIO(source.read())
+    prefix = data.read(16)
+    Image.init()
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        if accept is None or accept(prefix) is True:
+            data.seek(0)
+            try:
+                image = factory(data, "")
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+            _check_size(image.size, label, max_pixels)
+            return image
+    raise UnidentifiedImageError(label)
+
+
+def _check_scans(image: Image.Image, source, label: str) -> None:
+    """A progressive JPEG is decoded once per scan over the whole image: a crafted file with
+    thousands of tiny scans takes minutes. Real encoders write about ten."""
+    if image.format != "JPEG" or not image.info.get("progressive"):
+        return
+    data = source.getvalue() if isinstance(source, stdio.BytesIO) else Path(source).read_bytes()
+    scans = data.count(b"\xff\xda")  # start-of-scan markers: entropy-coded data escapes every 0xff byte
+    if scans > MOST_JPEG_SCANS:
+        raise InvalidInputError(f"{label} is a progressive JPEG of {scans} scans (at most {MOST_JPEG_SCANS} are "
+                                "decoded): a file made to be slow to decode")
 
 
 def _decode(image: Image.Image, label: str) -> None:
@@ -252,6 +297,8 @@ def _read(source, what: str, max_pixels: int | None) -> _Read:
             image = _open(source, what, max_pixels)
         rawmode = _rawmode(image)
         deep = rawmode.startswith("LA;16") or (image.mode in ("RGB", "RGBA") and ";16" in rawmode)
+        if not isinstance(source, Image.Image):
+            _check_scans(image, source, label)
         _decode(image, label)
         exif, exif_problem = metadata.read_exif(image)
     if exif_problem is None and any(metadata.is_exif_trouble(note) for note in notes):

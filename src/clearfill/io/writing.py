@@ -9,7 +9,7 @@ import contextlib
 import errno
 import io as stdio
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,6 @@ from . import deep
 from .modes import SIXTEEN_BIT_MODES, Pixels, colour_space
 from .reading import LoadedImage
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once: new files get the usual permissions, not mkstemp's 0600
 JPEG_QUALITY = 95
 
 FORMATS = {
@@ -166,14 +164,14 @@ def _check_destination(path: Path, folder: bool, what: str) -> None:
 def atomic_writer(path: Path):
     """Yield a binary file in ``path``'s folder; it replaces ``path`` only if the block
     succeeds. Any OSError on the way (no permission, a folder in the way, a full disk)
-    becomes an OutputError and leaves nothing behind."""
+    becomes an OutputError and leaves nothing behind. The file is new (never an existing
+    file or a link followed), with the permissions the process's umask gives."""
     with output_errors("the output", path):
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "it is a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        temp, fd = _new_file(path)
         try:
-            os.chmod(temp, 0o666 & ~_UMASK)
             with os.fdopen(fd, "wb") as handle:
                 yield handle
                 handle.flush()
@@ -183,6 +181,18 @@ def atomic_writer(path: Path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
             raise
+
+
+def _new_file(path: Path) -> tuple[Path, int]:
+    """A temporary file beside ``path``, created exclusively (``O_EXCL`` never follows or
+    reuses anything already there), mode 0666 less the umask, as any new file gets."""
+    for _ in range(100):
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        try:
+            return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free temporary name beside {path}")
 
 
 def save_image(path: str | os.PathLike, rgb: np.ndarray, like: LoadedImage, *, quality: int = JPEG_QUALITY) -> Path:

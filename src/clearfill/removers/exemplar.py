@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from .. import imaging
+from ..options import check_range
 from .base import register
 from .opencv import DiffusionFill, DiffusionFillConfig
 
@@ -56,8 +57,10 @@ class ExemplarConfig:
             raise ValueError(f"patch_size must be odd and >= 3, got {self.patch_size}")
         if self.em_iterations < 1 or self.pm_iterations < 1:
             raise ValueError("em_iterations and pm_iterations must be >= 1")
-        if self.max_size < 4 * self.patch_size:
-            raise ValueError(f"max_size must be at least 4 x patch_size, got {self.max_size}")
+        check_range("patch_size", self.patch_size, 3, 63)
+        check_range("max_size", self.max_size, 4 * self.patch_size, 8192)
+        check_range("em_iterations", self.em_iterations, 1, 100)
+        check_range("pm_iterations", self.pm_iterations, 1, 100)
         if self.gain_limit < 1:
             raise ValueError(f"gain_limit must be >= 1, got {self.gain_limit}")
         if self.border_keep < 0 or self.border_taper < 0:

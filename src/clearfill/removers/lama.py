@@ -110,6 +110,9 @@ def load_inpainter(model_file, device: str, precision: str, channels_last: bool)
     descriptor = load_descriptor(model_file.path, published=model_file.entry)
     if not isinstance(descriptor, MaskedImageModelDescriptor):
         raise ModelLoadError(f"{model_file.label} is a {descriptor.architecture.name} model, not an inpainting model")
+    if (descriptor.input_channels, descriptor.output_channels) != (3, 3):  # e.g. a LaMa trained without its mask
+        raise ModelLoadError(f"{model_file.label} inpaints {descriptor.input_channels}-channel images into "
+                             f"{descriptor.output_channels} channels; clearfill's removers fill RGB images")
     name = descriptor.architecture.id
     support = ARCHITECTURES.get(name) or ArchitectureSupport(spandrel_precision(descriptor, name))
     dtype = support.precision.dtype(precision, device)

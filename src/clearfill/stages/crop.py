@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import imaging
+from ..options import check_range
 from ..pipeline import CropRecord, Stage, State
 
 
@@ -27,12 +28,11 @@ class CropConfig:
     blend_pixels: float = 32.0  # width of the feathered seam used to stitch the result back
 
     def __post_init__(self) -> None:
-        if self.expand_factor < 1.0:
-            raise ValueError(f"crop.expand_factor must be >= 1, got {self.expand_factor}")
-        if self.padding < 1:
-            raise ValueError(f"crop.padding must be >= 1, got {self.padding}")
-        if self.expand_pixels < 0 or self.mask_blur_pixels < 0 or self.blend_pixels < 0:
-            raise ValueError("crop.expand_pixels, mask_blur_pixels and blend_pixels must be >= 0")
+        check_range("crop.expand_factor", self.expand_factor, 1.0, 4.0)
+        check_range("crop.padding", self.padding, 1, 1024)
+        check_range("crop.expand_pixels", self.expand_pixels, 0, 8192)
+        check_range("crop.mask_blur_pixels", self.mask_blur_pixels, 0, 256)
+        check_range("crop.blend_pixels", self.blend_pixels, 0, 256)  # the context grows by blend ** 1.5
 
     @property
     def seam_reach(self) -> float:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import imaging
+from ..options import check_range
 from ..errors import InvalidInputError
 from ..pipeline import Stage, State
 
@@ -41,8 +42,8 @@ class MaskPrepConfig:
             raise ValueError(f"mask.threshold must be in (0, 1], got {self.threshold}")
         if not 0.0 < self.blur_threshold <= 1.0:
             raise ValueError(f"mask.blur_threshold must be in (0, 1], got {self.blur_threshold}")
-        if self.blur_radius < 0:
-            raise ValueError(f"mask.blur_radius must be >= 0, got {self.blur_radius}")
+        check_range("mask.grow_pixels", self.grow_pixels, -1024, 1024)
+        check_range("mask.blur_radius", self.blur_radius, 0, 256)
 
 
 def prepare_hole(mask: np.ndarray, config: MaskPrepConfig) -> np.ndarray:

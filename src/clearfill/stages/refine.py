@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import guard
+from ..options import check_range
 from ..pipeline import Stage, StageSkipped, State
 
 
@@ -29,8 +30,9 @@ class RefineConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"refine.strength must be in (0, 1], got {self.strength}")
-        if self.steps < 1 or self.candidates < 1:
-            raise ValueError("refine.steps and refine.candidates must be >= 1")
+        check_range("refine.steps", self.steps, 1, 1000)
+        check_range("refine.candidates", self.candidates, 1, 16)
+        check_range("refine.guidance", self.guidance, 0, 1000)
 
 
 class RefineStage(Stage):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import imaging
+from ..options import check_range
 from ..pipeline import Stage, State
 
 
@@ -36,6 +37,8 @@ class ResizeConfig:
             raise ValueError(f"resize.method must be one of {sorted(imaging.RESAMPLERS)}, got {self.method!r}")
         if self.multiple % 16:
             raise ValueError(f"resize.multiple must be a multiple of 16 (FLUX's floor), got {self.multiple}")
+        check_range("resize.target_pixels", self.target_pixels, self.multiple ** 2, 16_000_000)
+        check_range("resize.tile", self.tile, 16, 4096)
         if not 0 <= self.tile_overlap < self.tile:
             raise ValueError("resize.tile_overlap must be >= 0 and smaller than resize.tile")
 
