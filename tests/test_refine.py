@@ -59,7 +59,34 @@ def test_strength_runs_that_share_of_the_steps_and_is_deterministic(tiny_flux):
     calls.clear()
     assert refiner(image, mask, seed=7, strength=0.5, steps=10).shape == image.shape
     assert len(calls) == 5
-    assert refiner.pipeline.text_encoder is None and refiner.pipeline.text_encoder_2 is None  # embeddings cached
+
+
+def test_a_pooled_refiner_serves_any_prompt_after_the_empty_one(tiny_flux, monkeypatch):
+    """The server shares one refiner: an empty prompt first must not cost a later request
+    its prompt, and each prompt is encoded once while it stays among the recent ones."""
+    from clearfill.models import refiner as refiner_module
+
+    monkeypatch.setattr(refiner_module, "MOST_CACHED_PROMPTS", 2, raising=False)
+    refiner = Refiner(str(tiny_flux), device="cpu")
+    encoded = []
+    encode = refiner.pipeline.encode_prompt
+
+    def counting(**kwargs):  # the pipeline calls it too, with the embeddings given and no prompt
+        if kwargs.get("prompt") is not None:
+            encoded.append(kwargs["prompt"])
+        return encode(**kwargs)
+
+    monkeypatch.setattr(refiner.pipeline, "encode_prompt", counting)
+    image = np.random.default_rng(1).random((32, 32, 3), dtype=np.float32)
+    mask = np.ones((32, 32), np.float32)
+    outputs = {prompt: refiner(image, mask, seed=1, steps=2, prompt=prompt) for prompt in ("", "a brick wall", "")}
+    assert encoded == ["", "a brick wall"]
+    assert not np.array_equal(outputs[""], outputs["a brick wall"])
+    refiner(image, mask, seed=1, steps=2, prompt="sky")  # a third prompt: the least recently used goes
+    refiner(image, mask, seed=1, steps=2, prompt="")
+    refiner(image, mask, seed=1, steps=2, prompt="a brick wall")
+    assert encoded == ["", "a brick wall", "sky", "a brick wall"]
+    assert refiner.pipeline.text_encoder is not None and refiner.pipeline.text_encoder_2 is not None
 
 
 @requires_shared(SEED)

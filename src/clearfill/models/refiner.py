@@ -6,14 +6,18 @@ respected, offline mode honoured), a local diffusers folder, or the single-file
 FLUX.1 Fill ``.safetensors`` ComfyUI users keep (the transformer alone: the text
 encoders, VAE, tokenizers and configs come from ``base``, a diffusers folder or the
 official repository in the Hugging Face cache, or from a ComfyUI install's files).
-Prompt embeddings are computed once per prompt and cached, after which FLUX's two
-text encoders are dropped: for the usual empty prompt they are never needed again.
+Prompt embeddings are computed once per prompt and kept (the most recent
+``MOST_CACHED_PROMPTS``); FLUX's two text encoders stay loaded for the next new
+prompt (a pooled refiner serves every request), parked on the CPU between
+encodings when the pipeline itself sits on a GPU.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,7 @@ FLUX_PARTS = {"text_encoder": "CLIP-L text encoder", "text_encoder_2": "T5-XXL t
               "tokenizer": "CLIP tokenizer", "tokenizer_2": "T5 tokenizer", "scheduler": "scheduler config",
               "transformer": "transformer config"}
 WEIGHT_PARTS = ("text_encoder", "text_encoder_2", "vae")
+MOST_CACHED_PROMPTS = 32  # prompts come from requests: their embeddings are kept, but not without end
 
 
 def _source_of(model: str) -> tuple[str, bool]:
@@ -210,24 +215,42 @@ class Refiner:
         else:
             self.pipeline.to(self.device)
         self.label = label
-        self._embeddings: dict[str, tuple] = {}
+        # The encoders are parked on the CPU between prompts where clearfill places the
+        # pipeline itself; with offloading, diffusers' hooks move them.
+        self._parks_encoders = offload == "none" and self.device != "cpu" and self.is_flux
+        self._park_encoders("cpu")
+        self._embeddings: OrderedDict[str, tuple] = OrderedDict()
+        self._encoding = threading.Lock()
+
+    def _park_encoders(self, device: str) -> None:
+        if self._parks_encoders:
+            for encoder in (self.pipeline.text_encoder, self.pipeline.text_encoder_2):
+                encoder.to(device)
 
     def _prompt_embeddings(self, prompt: str) -> dict:
-        """FLUX prompt embeddings, computed once per prompt; the text encoders are then
-        released, since the cache answers every later call."""
-        if prompt not in self._embeddings:
-            if self.pipeline.text_encoder is None:
-                raise ModelLoadError(f"prompt {prompt!r} was not encoded before the text encoders were released")
-            import torch
+        """FLUX prompt embeddings, computed once per prompt and kept for the most recent
+        prompts; the text encoders are left as they were for the next one."""
+        with self._encoding:
+            if prompt in self._embeddings:
+                self._embeddings.move_to_end(prompt)
+            else:
+                self._embeddings[prompt] = self._encode(prompt)
+                while len(self._embeddings) > MOST_CACHED_PROMPTS:
+                    self._embeddings.popitem(last=False)
+            embeds, pooled = self._embeddings[prompt]
+        return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
 
+    def _encode(self, prompt: str) -> tuple:
+        import torch
+
+        self._park_encoders(self.device)
+        try:
             with torch.no_grad():  # outside the pipeline's own no_grad: without this the cached
                 # embeddings would keep T5's autograd graph, and with it its weights, alive (13 GiB on a GPU)
                 embeds, pooled, _ = self.pipeline.encode_prompt(prompt=prompt, prompt_2=prompt, device=self.device)
-            self._embeddings[prompt] = (embeds, pooled)
-            if prompt == "":
-                self.pipeline.text_encoder = self.pipeline.text_encoder_2 = None
-        embeds, pooled = self._embeddings[prompt]
-        return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+        finally:
+            self._park_encoders("cpu")
+        return embeds, pooled
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, *, seed: int, strength: float = 0.8,
                  steps: int = 20, guidance: float = 30.0, prompt: str = "", negative_prompt: str = "",
