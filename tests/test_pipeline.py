@@ -25,6 +25,48 @@ def test_a_stage_whose_inputs_no_earlier_stage_makes_is_refused_when_built():
               StitchStage(config.stitch)])  # resize and refine are optional
 
 
+class _ReadsRecorded:
+    """A State that records which of its fields are read, and by which stage."""
+
+    def __init__(self, state):
+        object.__setattr__(self, "_state", state)
+        object.__setattr__(self, "reads", set())
+
+    def __getattr__(self, name):
+        self.reads.add(name)
+        return getattr(self._state, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._state, name, value)
+
+
+@pytest.mark.parametrize("with_mark", [False, True])
+def test_every_stage_reads_only_what_it_declares(with_mark):
+    """``needs``, ``uses`` and ``makes`` are the whole of what a stage touches (its notes
+    and the progress reporter aside), an overlay to undo or not."""
+    from clearfill.detect.marks import Overlay
+    from clearfill.pipeline import State
+
+    rng = np.random.default_rng(0)
+    image = photo_like(rng, 48, 64).astype(np.float32) / 255
+    mask = (disk_mask(48, 64, 30, 24, 8) > 0).astype(np.float32)
+    overlay = None
+    if with_mark:
+        alpha = np.zeros((48, 64), np.float32)
+        alpha[20:28, 10:50] = 0.4
+        overlay = Overlay(alpha=alpha, colour=np.ones(3, np.float32), opacity=0.4)
+    state = State(image=image, mask=mask, seed=1, overlay=overlay)
+    for stage in build_pipeline(PRESETS["fast"]).stages:
+        recorded = _ReadsRecorded(state)
+        try:
+            stage.run(recorded)
+        except clearfill.pipeline.StageSkipped:
+            pass
+        declared = {*stage.needs, *getattr(stage, "uses", ()), *stage.makes, "notes", "progress", "size"}
+        undeclared = recorded.reads - declared
+        assert not undeclared, f"{stage.name} reads {undeclared} without declaring them"
+
+
 def test_result_config_is_the_config_that_ran():
     rng = np.random.default_rng(0)
     image, mask = photo_like(rng, 48, 64), disk_mask(48, 64, 30, 24, 8)

@@ -392,6 +392,33 @@ def test_models_listing_downloads_nothing(client, monkeypatch):
     assert client.get("/v1/presets").json()["presets"]["reference"]["runs"]["remove"]
 
 
+def test_auto_is_settled_when_the_server_starts_and_a_request_never_downloads(picture, monkeypatch):
+    """Online, with big-lama missing: the one try to fetch it is made at start; requests
+    then build their pipelines with the remover chosen then, and never touch the network."""
+    pytest.importorskip("torch")
+    monkeypatch.delenv("CLEARFILL_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    from clearfill.models import store
+
+    tries = []
+
+    def unreachable(name, **_):
+        tries.append(name)
+        raise store.ModelNotAvailableError(f"could not download {name} (no network in this test)")
+
+    monkeypatch.setattr(store, "download", unreachable)
+    app = create_app(ServerSettings(preset="reference", isolation="thread"))
+    at_start = list(tries)
+    assert "big-lama" in at_start
+    with TestClient(app, base_url="http://localhost") as client:
+        for _ in range(2):
+            answer = post(client, png(picture), png(disk_mask(H, W, 40, 30, 9)))
+            assert answer.status_code == 200 and "remove" in answer.headers["X-Clearfill-Stages"]
+        runs = client.get("/v1/presets").json()["presets"]["reference"]["runs"]["remove"]
+    assert tries == at_start
+    assert runs.startswith("exemplar") and "big-lama" in runs
+
+
 # ----------------------------------------------------------------------------- jobs
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -12,9 +13,34 @@ from PIL import Image
 
 from . import io
 from .config import REFERENCE_SEED, PipelineConfig, preset as preset_config
-from .errors import InvalidConfigError, InvalidInputError
+from .errors import ClearfillError, InvalidConfigError, InvalidInputError
 from .pipeline import Pipeline, Progress, StageRecord, State
 from .stages import CropStage, MaskPrepStage, RefineStage, RemoveStage, ResizeStage, StitchStage, UnblendStage
+
+
+def settle(config: PipelineConfig, *, device: str = "auto") -> tuple[PipelineConfig, str]:
+    """``config`` as a server or a batch runs it many times: "auto" resolved to one remover
+    now, and the registry files its stages will load fetched now (where they can be), so
+    that no later run goes to the network. Returns it and the remover chosen, in words."""
+    from . import models, removers
+    from .models.device import resolve_device
+    from .stages import RemoveConfig
+
+    choice = removers.choose(config.remove.method)  # the one time "auto" may download to decide
+    config = replace(config, remove=RemoveConfig(choice.name, config.remove.options))
+    wanted = [removers.model_of(choice.name, config.remove.options)]
+    runs_here = resolve_device(device) != "cpu"
+    if config.resize.upscaler and (runs_here or config.resize.upscaler_on_cpu):
+        wanted.append(config.resize.upscaler)
+    for model in filter(None, wanted):
+        with contextlib.suppress(ClearfillError):  # missing for good: the stage says so when it runs
+            models.locate(model)
+    if config.refine.model and (runs_here or config.refine.on_cpu):
+        from .models.refiner import prefetch
+
+        with contextlib.suppress(ClearfillError):
+            prefetch(config.refine.model)
+    return config, choice.describe()
 
 
 def build_pipeline(config: PipelineConfig, *, device: str = "auto") -> Pipeline:

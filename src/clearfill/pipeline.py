@@ -1,9 +1,10 @@
 """The staged pipeline: a list of stages run in order over one ``State``.
 
 Each stage is a small object with a ``name`` and a ``run(state)`` that reads the
-fields earlier stages filled and fills its own; it declares them in ``needs`` and
-``makes``, and the pipeline checks the order when it is built (a missing maker is
-an error then, not an AttributeError halfway through a run). A stage that has
+fields earlier stages filled and fills its own; it declares them in ``needs``
+(must be made before it), ``uses`` (read when an earlier stage made them, else
+None) and ``makes``, and the pipeline checks the order when it is built (a
+missing maker is an error then, not an AttributeError halfway through a run). A stage that has
 nothing to do raises ``StageSkipped`` with the reason; the pipeline times every
 stage, records what ran and what was skipped, and on request keeps each stage's
 picture. Stages hold settings and pooled models (``models.pool``), so building a
@@ -12,16 +13,20 @@ pipeline is cheap once its models are loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
 import numpy as np
 
 from .errors import Cancelled, InvalidConfigError
 from .imaging import composite
+
+if TYPE_CHECKING:
+    from .detect.marks import Overlay
 
 
 class StageSkipped(Exception):
@@ -79,12 +84,20 @@ class Progress:
 
 @dataclass
 class State:
-    """Everything the stages read and write. The input image is never modified."""
+    """Everything the stages read and write.
 
-    image: np.ndarray  # float32 H x W x 3, the original (a new array once a mark is undone)
-    mask: np.ndarray  # float32 H x W, the user's mask as given (1 = remove)
+    The caller's arrays are never written to: a stage that changes ``image`` or ``mask``
+    puts a new array in its place. ``image`` is the photo the fill works from: the
+    input, or after the unblend stage the input with a semi-transparent mark undone
+    (where ``unblended``). The stitch keeps every pixel farther than the crop's
+    ``seam_reach`` from the hole identical to that ``image``: the input's own pixels
+    everywhere a mark was not undone.
+    """
+
+    image: np.ndarray  # float32 H x W x 3: the input, then (unblend) the input with the mark undone
+    mask: np.ndarray  # float32 H x W, the user's mask as given (1 = remove), then what unblend left to fill
     seed: int = 0
-    overlay: object | None = None  # a semi-transparent mark found on the image (detect.marks.Overlay)
+    overlay: Overlay | None = None  # a semi-transparent mark found on the image, for the unblend stage
     unblended: np.ndarray | None = None  # bool H x W: pixels recovered by undoing the overlay
     hole: np.ndarray | None = None  # bool H x W after mask preparation
     removed: np.ndarray | None = None  # full image with the hole filled by the remover
@@ -103,7 +116,7 @@ class State:
         return self.image.shape[1], self.image.shape[0]
 
 
-INPUTS = ("image", "mask", "seed")  # the State fields every run starts with
+INPUTS = ("image", "mask", "seed", "overlay")  # the State fields every run starts with (overlay may be None)
 
 
 class Stage(ABC):
@@ -112,6 +125,7 @@ class Stage(ABC):
 
     name: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
+    uses: ClassVar[tuple[str, ...]] = ()  # read if an earlier stage made them (else they are None)
     makes: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
@@ -149,8 +163,11 @@ class Pipeline:
         names = [stage.name for stage in stages]
         if len(set(names)) != len(names):
             raise InvalidConfigError(f"stage names must be unique, got {names}")
-        available = set(INPUTS)
+        available, fields = set(INPUTS), {f.name for f in dataclasses.fields(State)}
         for stage in stages:
+            unknown = [name for name in (*stage.needs, *stage.uses, *stage.makes) if name not in fields]
+            if unknown:
+                raise InvalidConfigError(f"stage {stage.name!r} names {', '.join(unknown)}, which State has not")
             missing = [field for field in stage.needs if field not in available]
             if missing:
                 raise InvalidConfigError(

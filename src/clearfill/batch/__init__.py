@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from .. import io
+from ..api import resolve_config, settle
 from . import storage
 from .plan import Item, Plan, plan_detect, plan_folder, plan_manifest
 from .safety import Ledger, check_outputs
@@ -69,6 +70,13 @@ class _Reporter:
             self.handle.close()
 
 
+def _settled(settings: Settings) -> Settings:
+    """Every worker runs one remover, chosen here once ("auto" resolved; its weights, and the
+    other stages' registry files, fetched once, before any worker starts)."""
+    config, _ = settle(resolve_config(settings.preset, settings.overrides), device=settings.device)
+    return replace(settings, overrides={**settings.overrides, "remove.method": config.remove.method})
+
+
 def run_batch(plan: Plan, settings: Settings, *, engine: str = "local", workers: int = 1, resume: bool = False,
               overwrite: bool = False, report: Path | None = None, progress: bool = False,
               ray_address: str | None = None, gpus_per_worker: float = 0.0,
@@ -77,6 +85,7 @@ def run_batch(plan: Plan, settings: Settings, *, engine: str = "local", workers:
     overwrite its inputs, write outside its output root, write one output twice, or
     replace existing files it did not write unless ``overwrite`` (see ``safety``)."""
     check_outputs(plan, overwrite=overwrite, resume=resume, report=report)
+    settings = _settled(settings)
     ledger = Ledger(plan.output_root)
     with io.output_errors("the report", report):
         reporter = _Reporter(report, len(plan.items) + len(plan.images_without_mask), progress)

@@ -74,7 +74,7 @@ def load_pipeline(model: str, *, dtype, token: str | None = None, base: str = FL
     if model in REGISTRY and REGISTRY[model].kind == "refiner" and install and install.flux_fill:
         model = str(install.flux_fill)  # the ComfyUI user's own FLUX.1 Fill file
     source, local = _source_of(model)
-    offline = store.offline() or local
+    offline = store.offline() or store.downloads_blocked() or local
     kwargs = dict(torch_dtype=dtype, local_files_only=offline, token=token or os.environ.get("HF_TOKEN"))
     try:
         with warnings.catch_warnings():
@@ -98,6 +98,21 @@ def _load(source: str, local: bool, kwargs: dict, base: str, install):
     if not local and "flux" in source.lower() and "fill" in source.lower():
         return diffusers.FluxFillPipeline.from_pretrained(source, **kwargs)
     return diffusers.AutoPipelineForInpainting.from_pretrained(source, **kwargs)
+
+
+def prefetch(model: str, *, token: str | None = None) -> None:
+    """Download a hub refiner's files into the Hugging Face cache now (what loading it
+    needs, nothing more), so a server's requests find it there; a local model, offline
+    mode or a blocked download does nothing."""
+    source, local = _source_of(model)
+    if local or store.offline() or store.downloads_blocked():
+        return
+    import diffusers
+
+    try:
+        diffusers.DiffusionPipeline.download(source, token=token or os.environ.get("HF_TOKEN"))
+    except Exception as exc:  # the hub's error types are not ours to list
+        raise _loading_error(model, exc, offline=False) from None
 
 
 def _base_folder(base: str, token: str | None) -> Path:

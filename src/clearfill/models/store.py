@@ -9,6 +9,8 @@ path never holds half a file.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import os
 import sys
@@ -37,6 +39,24 @@ def cache_dir() -> Path:
     else:
         base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "clearfill" / "models"
+
+
+_NO_DOWNLOADS = contextvars.ContextVar("clearfill_no_downloads", default=False)
+
+
+@contextlib.contextmanager
+def no_downloads():
+    """Inside, nothing is downloaded (a server request, which uses what the server
+    fetched when it started); registry files and hub models must be here already."""
+    token = _NO_DOWNLOADS.set(True)
+    try:
+        yield
+    finally:
+        _NO_DOWNLOADS.reset(token)
+
+
+def downloads_blocked() -> bool:
+    return _NO_DOWNLOADS.get()
 
 
 def offline() -> bool:
@@ -130,6 +150,10 @@ def download(name: str, *, force: bool = False) -> Path:
             f"{model.name} is a Hugging Face repository, fetched by the stage that uses it (needs a token "
             "for gated models); nothing to download here"
         )
+    if downloads_blocked():
+        raise ModelNotAvailableError(
+            f"{model.name} is not downloaded, and a request never downloads (the server fetches models when it "
+            f"starts): run `clearfill models download {model.name}` and restart it")
     if offline():
         raise ModelNotAvailableError(
             f"{model.name} is not downloaded and offline mode is on (CLEARFILL_OFFLINE / HF_HUB_OFFLINE); "

@@ -84,3 +84,11 @@ def create(name: str, options: Mapping[str, Any], *, device: str = "auto") -> Re
     info = REGISTRY[name]
     config = opts.build(info.config_type, options, f"remove.{name}")
     return info.factory(config, device=device)
+
+
+def model_of(name: str, options: Mapping[str, Any]) -> str | None:
+    """The model file remover ``name`` loads with ``options`` (None for a weight-free one)."""
+    info = REGISTRY[name]
+    if not info.needs_weights:
+        return None
+    return getattr(opts.build(info.config_type, options, f"remove.{name}"), "model", None)

@@ -32,8 +32,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from .. import __version__, io, removers
-from ..api import build_pipeline, remove
+from .. import __version__, io, models, removers
+from ..api import build_pipeline, remove, settle
 from ..config import PRESETS, PipelineConfig
 from ..errors import (
     Cancelled, ClearfillError, ImageTooLargeError, InvalidConfigError, InvalidInputError, ModelNotAvailableError,
@@ -73,12 +73,26 @@ class ServerSettings:
                 for name, config in PRESETS.items()}
 
 
-def runs(config: PipelineConfig, device: str) -> dict[str, str]:
+def settled_presets(settings: ServerSettings) -> tuple[dict[str, PipelineConfig], dict[str, str]]:
+    """The presets as requests run them, settled once at start (``api.settle``: "auto"
+    resolved, models fetched), and the remover each chose, in words. A preset with no
+    usable remover stays as it is and says why."""
+    presets, removers_chosen = settings.presets(), {}
+    for name, config in presets.items():
+        try:
+            presets[name], removers_chosen[name] = settle(config, device=settings.device)
+        except ClearfillError as exc:
+            removers_chosen[name] = f"none usable: {exc}"
+    return presets, removers_chosen
+
+
+def runs(config: PipelineConfig, device: str, remover: str | None = None) -> dict[str, str]:
     """What a preset will run on this server, in words (judged without downloading)."""
-    try:
-        remover = removers.choose(config.remove.method, download=False).describe()
-    except ClearfillError as exc:
-        remover = f"none usable: {exc}"
+    if remover is None:
+        try:
+            remover = removers.choose(config.remove.method, download=False).describe()
+        except ClearfillError as exc:
+            remover = f"none usable: {exc}"
     upscaler = config.resize.upscaler or config.resize.method
     refiner = config.refine.model or "none"
     if config.refine.model and device == "cpu" and not config.refine.on_cpu:
@@ -153,7 +167,14 @@ def _found_mask(source, request: requests.Request) -> Outcome:
 
 def process(settings: ServerSettings, presets: dict[str, PipelineConfig], upload: Upload,
             progress: Progress) -> Outcome:
-    """One removal, start to finish: decode, build the pipeline (pooled models), run, encode."""
+    """One removal, start to finish: decode, build the pipeline (pooled models), run, encode.
+    Nothing is downloaded here: the presets were settled when the server started."""
+    with models.store.no_downloads():
+        return _process(settings, presets, upload, progress)
+
+
+def _process(settings: ServerSettings, presets: dict[str, PipelineConfig], upload: Upload,
+             progress: Progress) -> Outcome:
     request = upload.request
     try:
         config = presets[request.preset].with_overrides(request.overrides)
@@ -287,9 +308,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: ServerSettings = ServerSettings()):
     """The ASGI app: the API behind its guard (Host, Origin, token, body cap)."""
-    presets = settings.presets()
-    if settings.preset not in presets:
-        raise InvalidConfigError(f"unknown preset {settings.preset!r}; choose from {', '.join(presets)}")
+    if settings.preset not in PRESETS:
+        raise InvalidConfigError(f"unknown preset {settings.preset!r}; choose from {', '.join(PRESETS)}")
+    presets, removers_chosen = settled_presets(settings)
     upload_limit = int(settings.max_upload_mb * 1e6)
     device, jobs = Device(settings, presets), Jobs(settings.job_ttl_s)
 
@@ -318,7 +339,8 @@ def create_app(settings: ServerSettings = ServerSettings()):
         """The presets a request may pick (what each runs here), and the settings it may change."""
         return {"default": settings.preset,
                 "limits": {"max_pixels": settings.max_pixels, "max_upload_mb": settings.max_upload_mb},
-                "presets": {name: {"runs": runs(config, settings.device), "config": config.to_dict()}
+                "presets": {name: {"runs": runs(config, settings.device, removers_chosen[name]),
+                                   "config": config.to_dict()}
                             for name, config in presets.items()},
                 "options": requests.describe(), "request_fields": list(requests.TOP_LEVEL)}
 

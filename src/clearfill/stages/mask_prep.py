@@ -63,6 +63,7 @@ def prepare_hole(mask: np.ndarray, config: MaskPrepConfig) -> np.ndarray:
 class MaskPrepStage(Stage):
     name = "mask"
     needs = ("image", "mask")
+    uses = ("unblended",)
     makes = ("hole",)
 
     def __init__(self, config: MaskPrepConfig):

@@ -36,6 +36,7 @@ def stitch(image: np.ndarray, crop, patch: np.ndarray) -> np.ndarray:
 class StitchStage(Stage):
     name = "stitch"
     needs = ("image", "crop")
+    uses = ("refined",)
     makes = ("output",)
 
     def __init__(self, config: StitchConfig):

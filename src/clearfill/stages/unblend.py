@@ -10,8 +10,8 @@ from ..pipeline import Stage, StageSkipped, State
 
 class UnblendStage(Stage):
     name = "unblend"
-    needs = ("image", "mask")
-    makes = ("image", "mask")
+    needs = ("image", "mask", "overlay")
+    makes = ("image", "mask", "unblended")
 
     def run(self, state: State) -> None:
         overlay = state.overlay
