@@ -199,6 +199,7 @@ def test_a_batch_into_its_own_input_folder_is_refused_before_any_work(tmp_path, 
     ("masks/photo001.png", "would overwrite its own input"),
     ("list.csv", "is the manifest"),
     ("../../escape.png", "must lie inside the output folder"),
+    ("../data-2/sibling.png", "must lie inside the output folder"),  # shares the root's name as a prefix
     ("{outside}/abs.png", "must lie inside the output folder"),
     ("file://{outside}/uri.png", "must lie inside the output folder"),
     ("s3://bucket/out.png", "must lie inside the output folder"),

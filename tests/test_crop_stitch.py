@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clearfill import imaging
 from clearfill.config import PRESETS
 from clearfill.stages.crop import CropConfig, context_box, context_span, crop_context, crop_replicated
 from clearfill.stages.resize import working_size
@@ -72,6 +73,10 @@ def test_stitch_changes_nothing_outside_the_blend_mask_and_everything_in_the_hol
     (rows, cols), (crop_rows, crop_cols) = crop.inside((hole.shape[1], hole.shape[0]))
     blend[rows, cols] = crop.blend_mask[crop_rows, crop_cols]
     assert np.array_equal(out[blend == 0], image[blend == 0])  # bit-identical outside
+    # ... and "outside" by geometry, not by the code's own mask: a feather whose tail never
+    # reaches 0 would pass the line above
+    far = imaging.distance_outside(hole) > config.seam_reach
+    assert np.array_equal(out[far], image[far])
     assert np.all(blend[hole] == 1.0)  # the whole hole is replaced, no fringe of the object left
     inside_patch = np.zeros(hole.shape + (3,), np.float32)
     inside_patch[rows, cols] = patch[crop_rows, crop_cols]

@@ -204,6 +204,20 @@ def test_each_removal_builds_on_the_last_and_undo_crosses_removals(page):
     assert np.array_equal(canvas_pixels(page), first)
 
 
+def test_redo_brings_a_stroke_back_as_it_was(page):
+    open_image(page, COFFEE)
+    paint(page, SPOON)
+    painted = canvas_pixels(page, "mask")
+    page.keyboard.press("Control+z")
+    assert page.evaluate("window.clearfill.maskIsEmpty()")
+    page.keyboard.press("Control+Shift+z")
+    assert not page.evaluate("window.clearfill.maskIsEmpty()")
+    assert np.array_equal(canvas_pixels(page, "mask"), painted)
+    page.keyboard.press("Control+z")
+    page.click("#redo")  # the toolbar's button does the same
+    assert np.array_equal(canvas_pixels(page, "mask"), painted)
+
+
 # ----------------------------------------------------------------------------- 3. compare by holding
 
 

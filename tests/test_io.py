@@ -88,6 +88,18 @@ def test_icc_profile_and_exif_are_kept(tmp_path, picture, mask_path, ext):
     assert out.getexif().get(0x013B) == "clearfill tester"
 
 
+def test_an_icc_profile_is_dropped_when_the_colour_space_changes(tmp_path, picture, mask_path):
+    """A CMYK profile describes CMYK numbers: written as PNG (RGB) it would be applied to
+    RGB ones and shift every colour. Kept where the output stays CMYK."""
+    profile = b"stand-in for a CMYK profile"  # kept or dropped as bytes: its contents do not matter
+    src = tmp_path / "in.jpg"
+    Image.fromarray(picture).convert("CMYK").save(src, icc_profile=profile, quality=95)
+    _, as_png = _remove_and_reload(src, mask_path, tmp_path / "out.png")
+    _, as_jpeg = _remove_and_reload(src, mask_path, tmp_path / "out.jpg")
+    assert as_png.mode == "RGB" and as_png.info.get("icc_profile") is None
+    assert as_jpeg.mode == "CMYK" and as_jpeg.info.get("icc_profile") == profile
+
+
 def test_rgba_alpha_is_untouched(tmp_path, picture, mask_path, rng):
     alpha = rng.integers(0, 256, (H, W), dtype=np.uint8)
     src = tmp_path / "in.png"

@@ -162,6 +162,20 @@ def test_guard_prefers_polish_to_a_new_object_or_a_colour_shift():
     assert scores["object"].total > 0.25 > scores["polished"].total  # over the default warning threshold
 
 
+def test_the_structure_term_counts_the_edges_a_candidate_brings():
+    """Stripes painted into a plain hole: beyond their low-frequency difference, the
+    structure term adds the edges they bring (a term that compared a candidate's edges
+    with its own would add nothing). 48 px: scored at full size, sigma 2."""
+    removed = np.full((48, 48, 3), 0.5, np.float32)
+    mask = np.zeros((48, 48), np.float32)
+    mask[8:40, 8:40] = 1
+    stripes = np.sign(np.sin(2 * np.pi * np.arange(48) / 8))[None, :].repeat(48, 0)
+    candidate = removed.copy()
+    candidate[mask > 0] += (0.3 * stripes[mask > 0])[:, None]
+    low_difference = np.abs(imaging.gaussian_blur(candidate, 2.0) - imaging.gaussian_blur(removed, 2.0))[mask > 0]
+    assert guard.score(candidate, removed, mask, 0).structure > low_difference.mean() + 0.02
+
+
 def test_refiner_sources_that_cannot_be_loaded_offline(tmp_path):
     with pytest.raises(ModelNotAvailableError, match="offline mode is on"):
         Refiner("black-forest-labs/FLUX.1-Fill-dev", device="cpu")

@@ -47,6 +47,8 @@ MISSING = ("text detection needs PP-OCRv4's detector and recognizer: pip install
 @dataclass(frozen=True)
 class TextConfig:
     sizes: tuple[int, ...] = (736, 1280)  # long sides the detector sees (small text needs the larger)
+    max_upscale: float = 3.0  # ...but never more than this many times the image's own: enlarged 4-8x, a
+    # thumbnail's smooth curves (a cup's handle) read as letters, while its small text shows at 3x already
     enhance: bool = True  # also look at a contrast-enhanced copy (faint, semi-transparent marks)
     threshold: float = 0.3  # kernel probability that counts as text (the detector's own default)
     unclip: float = 1.6  # grow kernels back by unclip x area / perimeter (the detector's post-processing)
@@ -536,10 +538,18 @@ def _seen_enough(regions: np.ndarray, seen: np.ndarray, min_views: int) -> np.nd
     return enough[labels]
 
 
+def view_sizes(shape: tuple[int, ...], config: TextConfig) -> tuple[int, ...]:
+    """The long sides the detector sees an image of ``shape`` at: ``config.sizes``, each
+    at most ``max_upscale`` times the image's own long side (in the detector's steps of 32)."""
+    most = max(32, int(config.max_upscale * max(shape[:2]) / 32) * 32)
+    return tuple(sorted({min(size, most) for size in config.sizes}))
+
+
 def _sightings(detector: TextDetector, pictures: list[np.ndarray], config: TextConfig) -> tuple[np.ndarray, np.ndarray]:
     """(bool H x W: the text lines the detector sees on any of ``pictures`` at any size,
     int H x W: on how many of those views, each picture at each size, each line shows)."""
-    views = [detector.probability(picture, size) > config.threshold for picture in pictures for size in config.sizes]
+    views = [detector.probability(picture, size) > config.threshold for picture in pictures
+             for size in view_sizes(pictures[0].shape, config)]
     regions = _regions(np.logical_or.reduce(views), config.unclip, config.max_kernel_thickness)
     count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
     seen = np.zeros(count, np.int32)
