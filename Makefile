@@ -1,8 +1,8 @@
 # Quick start on a fresh machine:
 #   make demo   set up .venv (no model weights, no network beyond PyPI) and remove the
 #               spoon from the bundled example photo; writes out/ and its stage sheet
-#   make test   set up .venv with the model and test extras (torch==2.14.1, about 6 GB) and run
-#               the test suite
+#   make test   set up .venv with the model and test extras (torch==2.14.1, about 6 GB), lint with
+#               ruff and run the test suite on every core
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -43,8 +43,10 @@ $(AXE):
 	npm install --silent --no-audit --no-fund --prefix build/axe axe-core@$(AXE_VERSION)
 	mkdir -p $(dir $@) && cp build/axe/node_modules/axe-core/axe.min.js $@
 
+# Lint first (ruff, as pyproject.toml configures it), then the suite on every core.
 test: $(VENV)/.installed-dev /usr/bin/chromium $(AXE)
-	$(BIN)/python -m pytest
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -n auto
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -166,7 +166,8 @@ def sam_latency(photo: np.ndarray) -> None:
             selector.select(photo, as_selection({"points": [(100 + 20 * x, 120, True)]}))
             clicks.append(time.perf_counter() - start)
     print(f"\nSAM 2.1 Hiera-Tiny architecture at random weights, CPU ({torch.get_num_threads()} threads): first "
-          f"selection (image encoder + decoder) {first:.2f} s, each further click {statistics.median(clicks) * 1000:.0f} "
+          f"selection (image encoder + decoder) {first:.2f} s, "
+          f"each further click {statistics.median(clicks) * 1000:.0f} "
           f"ms (median of 5; the embedding is cached), encoder runs: {selector.encoded}")
 
 

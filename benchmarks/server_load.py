@@ -55,7 +55,7 @@ def option_sets(count: int) -> list[dict]:
     """Distinct per-request settings from the allow-list (same models, different plans)."""
     grid = itertools.product((16, 32, 48, 64), (0.0, 2.0, 4.0), (8.0, 16.0))
     return [{"seed": i, "overrides": {"crop.padding": padding, "mask.grow_pixels": grow, "crop.blend_pixels": blend}}
-            for i, (padding, grow, blend) in zip(range(count), grid)]
+            for i, (padding, grow, blend) in zip(range(count), grid, strict=False)]
 
 
 def random_big_lama(folder: Path) -> Path:

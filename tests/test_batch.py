@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import disk_mask, photo_like
 from PIL import Image
 
 from clearfill import batch
 from clearfill.cli import main
-from helpers import disk_mask, photo_like
 
 H, W = 72, 96
 FAST = ["--preset", "fast", "--no-progress"]
@@ -289,8 +289,9 @@ def test_a_report_or_output_folder_that_cannot_be_written_fails_before_the_work(
 def test_a_worker_that_dies_fails_only_its_item_and_the_run_goes_on(tmp_path):
     import threading
 
-    from clearfill.batch import local
     from helpers import process_or_die
+
+    from clearfill.batch import local
 
     images, masks = make_folder(tmp_path, 9, subfolders=False)
     (images / "photo004.png").rename(images / "crash004.png")
@@ -301,7 +302,8 @@ def test_a_worker_that_dies_fails_only_its_item_and_the_run_goes_on(tmp_path):
                     process=process_or_die)
     by_image = {Path(r["image"]).name: r for r in records}
     assert len(records) == 9 and len(by_image) == 9  # every item reported exactly once
-    assert by_image["crash004.png"]["status"] == "error" and "worker process died" in by_image["crash004.png"]["message"]
+    crashed = by_image["crash004.png"]
+    assert crashed["status"] == "error" and "worker process died" in crashed["message"]
     assert all(r["status"] == "ok" for name, r in by_image.items() if name != "crash004.png")
     assert len(visible(tmp_path / "out")) == 8
 

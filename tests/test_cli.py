@@ -5,10 +5,10 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import disk_mask, photo_like
 from PIL import Image
 
 from clearfill.cli import main
-from helpers import disk_mask, photo_like
 
 H, W = 40, 56
 

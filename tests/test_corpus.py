@@ -17,12 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from corpus.build import MAKE, Case, build
 from PIL import Image
 
 import clearfill
 from clearfill.cli import main
 from clearfill.errors import ClearfillError, ClearfillWarning
-from corpus.build import MAKE, Case, build
 
 CORPUS = Path(tempfile.mkdtemp(prefix="clearfill-corpus-"))
 atexit.register(shutil.rmtree, CORPUS, ignore_errors=True)

@@ -8,13 +8,13 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import requires_shared
+from helpers import EXAMPLE, REPO, SHARED, photo_like
 from PIL import Image, ImageDraw, ImageFont
 
 import clearfill
 from clearfill.cli import main
 from clearfill.errors import ChecksumError, InvalidInputError
-from conftest import requires_shared
-from helpers import EXAMPLE, REPO, SHARED, photo_like
 
 pytest.importorskip("onnxruntime")
 from clearfill.detect import text as text_detection  # noqa: E402

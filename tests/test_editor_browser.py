@@ -356,7 +356,7 @@ def test_one_toolbar_row_refit_on_resize_themes_and_shortcuts(browser, server_ur
     page.goto(server_url)
     tops = page.evaluate("[...document.querySelectorAll('.toolbar button')].map(b => b.getBoundingClientRect().top)")
     assert max(tops) - min(tops) < 4  # one row: nothing wraps...
-    assert page.evaluate("document.querySelector('.toolbar').scrollWidth <= document.querySelector('.toolbar').clientWidth")
+    assert page.evaluate("(t => t.scrollWidth <= t.clientWidth)(document.querySelector('.toolbar'))")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(243, 244, 246)"  # light theme
     viewport_top = page.locator("#viewport").bounding_box()["y"]
     open_image(page, COFFEE)
@@ -446,7 +446,7 @@ def test_the_phone_layout_has_one_row_of_large_controls(browser, server_url):
         .map(b => { const r = b.getBoundingClientRect(); return [r.top, r.width, r.height]; })""")
     assert max(top for top, _, _ in sizes) - min(top for top, _, _ in sizes) < 4  # one row, scrolling sideways
     assert min(height for _, _, height in sizes) >= 44 and min(width for _, width, _ in sizes) >= 44
-    assert page.evaluate("document.querySelector('.toolbar').scrollWidth > document.querySelector('.toolbar').clientWidth")
+    assert page.evaluate("(t => t.scrollWidth > t.clientWidth)(document.querySelector('.toolbar'))")
     picture = page.locator("#mask").bounding_box()
     assert picture["width"] >= 380  # the photo uses the whole width
     ARTIFACTS.mkdir(exist_ok=True)
@@ -459,7 +459,7 @@ def test_two_finger_pinch_zooms_and_pans_without_painting(browser, server_url):
     page = context.new_page()
     page.goto(server_url)
     open_image(page, COFFEE)
-    fields = "({zoom: window.clearfill.state.zoom, panX: window.clearfill.state.panX, panY: window.clearfill.state.panY})"
+    fields = "(s => ({zoom: s.zoom, panX: s.panX, panY: s.panY}))(window.clearfill.state)"
     before = page.evaluate(fields)
     box = page.locator("#mask").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import requires_shared
+from helpers import EXAMPLE, SEED
 from PIL import Image
 
 import clearfill
 from clearfill.cli import main
-from conftest import requires_shared
-from helpers import EXAMPLE, SEED
 
 
 @requires_shared(SEED)

@@ -3,10 +3,10 @@ whose right answer is known."""
 
 import numpy as np
 import pytest
+from helpers import photo_like
 
 from clearfill import removers
 from clearfill.removers.exemplar import ExemplarConfig, ExemplarFill, pyramid_depth, source_region
-from helpers import photo_like
 
 
 def fill(image, hole, **options):

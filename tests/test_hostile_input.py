@@ -11,13 +11,13 @@ import warnings
 import cv2
 import numpy as np
 import pytest
+from helpers import disk_mask, photo_like
 from PIL import Image
 
 import clearfill
 from clearfill import io
 from clearfill.cli import main
 from clearfill.errors import ImageTooLargeError, InvalidConfigError, InvalidInputError
-from helpers import disk_mask, photo_like
 
 H, W = 48, 64
 

@@ -8,14 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import disk_mask, photo_like
 from PIL import Image, ImageCms, ImageOps
 
 import clearfill
 from clearfill import io
-from clearfill.io import metadata
 from clearfill.errors import ImageTooLargeError, InvalidInputError
-
-from helpers import disk_mask, photo_like
+from clearfill.io import metadata
 
 H, W = 48, 64
 
@@ -342,7 +341,6 @@ def test_library_messages_name_no_command_line_flags(tmp_path, picture):
 def test_a_user_who_cannot_write_the_install_or_home_still_runs_clearfill(picture, request):
     import subprocess
     import sys
-
     import tempfile
 
     tmp_path = Path(tempfile.mkdtemp(prefix="clearfill-nobody-"))  # pytest's own folders are closed to others

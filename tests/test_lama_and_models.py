@@ -17,6 +17,9 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 spandrel = pytest.importorskip("spandrel")
 
+from conftest import requires_shared  # noqa: E402
+from helpers import SEED, disk_mask, photo_like  # noqa: E402
+
 import clearfill  # noqa: E402
 from clearfill import models, removers  # noqa: E402
 from clearfill.cli import main as cli_main  # noqa: E402
@@ -24,8 +27,6 @@ from clearfill.errors import ChecksumError, ModelNotAvailableError, UnsafeModelE
 from clearfill.models import store  # noqa: E402
 from clearfill.models.registry import REGISTRY  # noqa: E402
 from clearfill.removers.lama import region_boxes  # noqa: E402
-from conftest import requires_shared  # noqa: E402
-from helpers import SEED, disk_mask, photo_like  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -317,7 +318,8 @@ def test_broken_model_files_are_one_line_errors(lama_files, tmp_path, capsys, ki
         save_file(state, str(path))
     else:
         torch.save({"some.layer.weight": torch.zeros(3, 3)}, path)
-    code = cli_main(["remove", str(image), "--mask", str(mask), "-o", str(tmp_path / "out.png"), "--remover", str(path)])
+    code = cli_main(["remove", str(image), "--mask", str(mask), "-o", str(tmp_path / "out.png"),
+                     "--remover", str(path)])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
     assert not (tmp_path / "out.png").exists()

@@ -192,7 +192,8 @@ def busy(photo: Image.Image, seed: int = 0) -> Image.Image:
     """``photo`` with fine grain over it: ground on which carrying the photo in from
     around a letter misses what lies under its edge."""
     pixels = np.asarray(photo.convert("RGB")).astype(np.float32)
-    grain = cv2.GaussianBlur(np.random.default_rng(seed).normal(0, 40, pixels.shape[:2]).astype(np.float32), (0, 0), 1.0)
+    noise = np.random.default_rng(seed).normal(0, 40, pixels.shape[:2]).astype(np.float32)
+    grain = cv2.GaussianBlur(noise, (0, 0), 1.0)
     return Image.fromarray(np.clip(pixels + grain[..., None], 0, 255).astype(np.uint8))
 
 

@@ -3,6 +3,7 @@ checked when it is built, and a result reports the config that actually ran."""
 
 import numpy as np
 import pytest
+from helpers import disk_mask, photo_like
 
 import clearfill
 from clearfill.api import build_pipeline
@@ -10,7 +11,6 @@ from clearfill.config import PRESETS
 from clearfill.errors import InvalidConfigError
 from clearfill.pipeline import Pipeline
 from clearfill.stages import CropStage, MaskPrepStage, RemoveStage, StitchStage
-from helpers import disk_mask, photo_like
 
 
 def test_a_stage_whose_inputs_no_earlier_stage_makes_is_refused_when_built():

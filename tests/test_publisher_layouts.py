@@ -5,6 +5,7 @@ model runs at on each device, and a ComfyUI models folder."""
 
 import hashlib
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -17,15 +18,16 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("spandrel")
 pytest.importorskip("diffusers")
 
+from helpers import REPO, disk_mask, photo_like  # noqa: E402
+from publisher_layouts import diffusers_to_bfl, diffusers_vae_to_bfl, lightning_lama_checkpoint  # noqa: E402
+from tiny_flux import FLUX_WIDTH, build_tiny_flux_fill  # noqa: E402
+
 import clearfill  # noqa: E402
 from clearfill.cli import main as cli_main  # noqa: E402
 from clearfill.errors import InvalidConfigError, ModelLoadError, ModelNotAvailableError, UnsafeModelError  # noqa: E402
 from clearfill.models import loading  # noqa: E402
 from clearfill.models.device import FLUX_PRECISION, LAMA_PRECISION, MAT_PRECISION, spandrel_precision  # noqa: E402
 from clearfill.models.registry import REGISTRY  # noqa: E402
-from helpers import REPO, disk_mask, photo_like  # noqa: E402
-from publisher_layouts import diffusers_to_bfl, diffusers_vae_to_bfl, lightning_lama_checkpoint  # noqa: E402
-from tiny_flux import FLUX_WIDTH, build_tiny_flux_fill  # noqa: E402
 
 
 def _picture(folder, size=(72, 56)):
@@ -107,7 +109,7 @@ def lama_state():
 
 def test_the_lightning_best_ckpt_loads_and_gives_the_canonical_pixels(lama_state, tmp_path):
     checkpoint = lightning_lama_checkpoint(lama_state["generator"], tmp_path / "best.ckpt")
-    with pytest.raises(Exception):  # what made clearfill refuse it before: torch's restricted unpickler
+    with pytest.raises(pickle.UnpicklingError):  # what made clearfill refuse it before: torch's restricted unpickler
         torch.load(checkpoint, weights_only=True)
     canonical = tmp_path / "lama.pth"
     torch.save(lama_state["spandrel"], canonical)

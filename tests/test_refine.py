@@ -9,14 +9,15 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from conftest import requires_shared  # noqa: E402
+from helpers import SEED, disk_mask, photo_like  # noqa: E402
+from tiny_flux import build_tiny_flux_fill  # noqa: E402
+
 import clearfill  # noqa: E402
 from clearfill import guard, imaging  # noqa: E402
 from clearfill.cli import main as cli_main  # noqa: E402
 from clearfill.errors import ModelNotAvailableError  # noqa: E402
 from clearfill.models.refiner import Refiner  # noqa: E402
-from conftest import requires_shared  # noqa: E402
-from helpers import SEED, disk_mask, photo_like  # noqa: E402
-from tiny_flux import build_tiny_flux_fill  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@ its connections are timed out, and an event loop that stays responsive while a
 16 MP removal runs."""
 
 import io as stdio
+import shutil
 import socket
 import subprocess
 import sys
-import shutil
 import tempfile
 import time
 from pathlib import Path

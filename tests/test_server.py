@@ -12,9 +12,9 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from helpers import disk_mask, photo_like  # noqa: E402
 
 from clearfill.server import ServerSettings, create_app  # noqa: E402
-from helpers import disk_mask, photo_like  # noqa: E402
 
 H, W = 64, 80
 
@@ -509,9 +509,10 @@ def test_a_cancelled_run_stuck_in_native_code_is_stopped_within_the_grace():
     import threading
     import time
 
+    from helpers import busy_in_native_code
+
     from clearfill.server.requests import RequestError
     from clearfill.server.worker import CANCEL_GRACE_S, ProcessWorker
-    from helpers import busy_in_native_code
 
     worker = ProcessWorker(busy_in_native_code)
     try:

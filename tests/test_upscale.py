@@ -7,11 +7,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("spandrel")
 
+from helpers import disk_mask, photo_like  # noqa: E402
+
 import clearfill  # noqa: E402
 from clearfill.errors import InvalidInputError  # noqa: E402
 from clearfill.models.upscaler import Upscaler, ramp, run_tiled, tile_starts  # noqa: E402
 from clearfill.stages.resize import ResizeConfig  # noqa: E402
-from helpers import disk_mask, photo_like  # noqa: E402
 
 
 def save(model, path):
@@ -26,7 +27,8 @@ def compact_2x(tmp_path_factory):
     from spandrel.architectures.Compact import Compact
 
     torch.manual_seed(1)
-    return save(Compact(num_feat=16, num_conv=3, upscale=2).eval(), tmp_path_factory.mktemp("sr") / "compact.safetensors")
+    return save(Compact(num_feat=16, num_conv=3, upscale=2).eval(),
+                tmp_path_factory.mktemp("sr") / "compact.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_tile_starts_cover_the_length_with_the_overlap():
     assert tile_starts(100, 128, 16) == [0]
     starts = tile_starts(1000, 256, 32)
     assert starts[0] == 0 and starts[-1] == 1000 - 256
-    assert all(b - a <= 256 - 32 for a, b in zip(starts, starts[1:]))
+    assert all(b - a <= 256 - 32 for a, b in zip(starts, starts[1:], strict=False))
 
 
 def test_ramps_of_neighbouring_tiles_sum_to_one_over_the_overlap():

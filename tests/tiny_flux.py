@@ -56,8 +56,14 @@ def flux_fill_pipeline(configs: dict, seed: int = 0):
     import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerFast, T5Config
-    from transformers import T5EncoderModel
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTokenizer,
+        PreTrainedTokenizerFast,
+        T5Config,
+        T5EncoderModel,
+    )
 
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel(**configs["transformer"]).eval()

@@ -11,11 +11,17 @@ from .api import Result, build_pipeline, remove  # noqa: E402
 from .config import PRESETS, PipelineConfig  # noqa: E402
 from .detect import find_mask, select  # noqa: E402
 from .errors import (  # noqa: E402
-    ChecksumError, ClearfillError, ImageTooLargeError, InvalidConfigError, InvalidInputError,
-    ModelNotAvailableError, OutputExistsError,
+    ChecksumError,
+    ClearfillError,
+    ImageTooLargeError,
+    InvalidConfigError,
+    InvalidInputError,
+    ModelNotAvailableError,
+    OutputExistsError,
 )
 
 __all__ = [
     "PRESETS", "ChecksumError", "ClearfillError", "ImageTooLargeError", "InvalidConfigError", "InvalidInputError",
-    "ModelNotAvailableError", "OutputExistsError", "PipelineConfig", "Result", "build_pipeline", "find_mask", "remove", "select",
+    "ModelNotAvailableError", "OutputExistsError", "PipelineConfig", "Result", "build_pipeline", "find_mask", "remove",
+    "select",
 ]

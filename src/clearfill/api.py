@@ -12,7 +12,8 @@ import numpy as np
 from PIL import Image
 
 from . import io
-from .config import REFERENCE_SEED, PipelineConfig, preset as preset_config
+from .config import REFERENCE_SEED, PipelineConfig
+from .config import preset as preset_config
 from .errors import ClearfillError, InvalidConfigError, InvalidInputError
 from .pipeline import Pipeline, Progress, StageRecord, State
 from .stages import CropStage, MaskPrepStage, RefineStage, RemoveStage, ResizeStage, StitchStage, UnblendStage

@@ -299,8 +299,8 @@ def _run_batch(args) -> int:
         preset=args.preset, overrides=_pipeline_overrides(args), seed=args.seed,
         device=args.device, resize_mask=args.resize_mask, max_pixels=args.max_pixels, detect=args.detect)
     summary = batch.run_batch(plan, settings, engine=args.engine, workers=args.workers, resume=args.resume,
-                              overwrite=args.overwrite, report=args.report, progress=not args.no_progress, ray_address=args.ray_address,
-                              gpus_per_worker=args.gpus_per_worker)
+                              overwrite=args.overwrite, report=args.report, progress=not args.no_progress,
+                              ray_address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
     print(f"{summary.ok} done, {summary.skipped} already done, {summary.errors} failed"
           + (f", {len(plan.masks_without_image)} masks without an image" if plan.masks_without_image else "")
           + ("; interrupted" if summary.interrupted else ""), file=sys.stderr)

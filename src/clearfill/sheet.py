@@ -10,7 +10,8 @@ from .imaging import quantize, resize
 
 # What each stage's picture is called in files and on the sheet.
 PICTURE_NAMES = {
-    "unblend": "unblended", "mask": "mask", "remove": "removed", "crop": "crop", "resize": "resized", "refine": "refined", "stitch": "stitched",
+    "unblend": "unblended", "mask": "mask", "remove": "removed", "crop": "crop", "resize": "resized",
+    "refine": "refined", "stitch": "stitched",
 }
 SHOWN_ONLY_WHEN_RUN = {"unblend"}  # stages most runs skip: no grey tile for them
 _LABEL_HEIGHT = 22
@@ -35,7 +36,7 @@ def contact_sheet(stage_order: list[str], pictures: dict[str, np.ndarray], notes
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     x = gap
-    for name, tile in zip(stage_order, tiles):
+    for name, tile in zip(stage_order, tiles, strict=True):
         canvas.paste(Image.fromarray(quantize(tile)), (x, gap + _LABEL_HEIGHT))
         label = PICTURE_NAMES.get(name, name)
         draw.text((x + 2, gap + 4), label if name in pictures else f"{label}: skipped", fill=(235, 235, 235), font=font)

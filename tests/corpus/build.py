@@ -242,8 +242,8 @@ def build(folder: Path) -> list[Case]:
     error("ztxt-bomb.png", lambda p: p.write_bytes(_ztxt_bomb(rgb_image)), "cannot read")
     error("orientation-text.jpg", lambda p: save(rgb_image, p, exif=raw_exif([(0x0112, 2, 4, b"six\x00")])),
           "invalid EXIF orientation")
-    error("orientation-99.jpg", lambda p: save(rgb_image, p, exif=raw_exif([(0x0112, 3, 1, struct.pack("<HH", 99, 0))])),
-          "invalid EXIF orientation")
+    orientation_99 = raw_exif([(0x0112, 3, 1, struct.pack("<HH", 99, 0))])
+    error("orientation-99.jpg", lambda p: save(rgb_image, p, exif=orientation_99), "invalid EXIF orientation")
     nan = gray.astype(np.float32) / 255
     nan[3, 4] = np.nan
     error("float-nan.tif", lambda p: p.write_bytes(tiff(nan)), "NaN or infinite")

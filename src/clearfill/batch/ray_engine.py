@@ -22,7 +22,7 @@ class _RemoveBatch:
     def __call__(self, batch: dict) -> dict:
         reports = [
             self.worker(Item(image, mask, output))
-            for image, mask, output in zip(batch["image"], batch["mask"], batch["output"])
+            for image, mask, output in zip(batch["image"], batch["mask"], batch["output"], strict=True)
         ]
         return {"report": [json.dumps(report) for report in reports]}
 

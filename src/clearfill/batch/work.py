@@ -45,7 +45,8 @@ class Worker:
             result = remove(image, mask, pipeline=self.pipeline, detect=None if mask else self.settings.detect,
                             seed=self.settings.seed, resize_mask=self.settings.resize_mask,
                             max_pixels=self.settings.max_pixels)
-            storage.write_atomic(item.output, io.encode_image(result.pixels, result.source, io.output_format(item.output)))
+            encoded = io.encode_image(result.pixels, result.source, io.output_format(item.output))
+            storage.write_atomic(item.output, encoded)
             report.update(status="ok", seed=result.seed, remover=_note(result, "remove"),
                           stages={r.name: round(r.seconds, 4) for r in result.stages if r.ran},
                           mask_area=round(float(result.hole.mean()), 5),

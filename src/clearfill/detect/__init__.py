@@ -12,9 +12,10 @@ import numpy as np
 
 from .. import io
 from ..errors import InvalidConfigError, InvalidInputError
-from .sam import SamSelector, sam_present
-from .select import Selection, select as select_object
 from .marks import Overlay
+from .sam import SamSelector, sam_present
+from .select import Selection
+from .select import select as select_object
 from .text import TextConfig, TextFinding, detect_text, find_text
 
 DETECTORS = {"text": detect_text}
@@ -74,5 +75,5 @@ def as_selection(value) -> Selection:
     return Selection(box, lasso, points)
 
 
-__all__ = ["DETECTORS", "SELECTION_METHODS", "Overlay", "SamSelector", "Selection", "TextConfig", "TextFinding", "as_selection", "detect_text", "find",
-           "find_mask", "find_text", "select", "select_with"]
+__all__ = ["DETECTORS", "SELECTION_METHODS", "Overlay", "SamSelector", "Selection", "TextConfig", "TextFinding",
+           "as_selection", "detect_text", "find", "find_mask", "find_text", "select", "select_with"]

@@ -242,8 +242,8 @@ def _settled(rgb: np.ndarray, overlay: Overlay, rounds: int = 2) -> Overlay:
         inside = cv2.distanceTransform(strokes, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) > CORE_DEPTH
         edge = near & ~inside & (cv2.distanceTransform(1 - strokes, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= EDGE_REACH)
         background = _carried_in(_undone_in(rgb, inside, overlay), edge)
-        ringing = _only_at(edge, lambda box: _alpha(rgb[box], background[box], min(EDGE_OVERSHOOT * opacity, 0.95),
-                                                    colour))
+        ringing = _only_at(edge, lambda box, background=background: _alpha(
+            rgb[box], background[box], min(EDGE_OVERSHOOT * opacity, 0.95), colour))
         alpha = np.where(inside, opacity, ringing)
     return Overlay(alpha.astype(np.float32), colour, opacity)
 

@@ -15,8 +15,17 @@ mode to and from float RGB; ``writing``: formats, fallbacks, atomic files;
 from .modes import Pixels
 from .reading import DEFAULT_MAX_PIXELS, ImageSource, LoadedImage, load_image, load_mask, regular_file
 from .writing import (
-    FORMATS, JPEG_QUALITY, MODES_HELD, atomic_writer, check_destination, encode_image, output_errors, output_format,
-    save_image, save_picture, to_pil,
+    FORMATS,
+    JPEG_QUALITY,
+    MODES_HELD,
+    atomic_writer,
+    check_destination,
+    encode_image,
+    output_errors,
+    output_format,
+    save_image,
+    save_picture,
+    to_pil,
 )
 
 __all__ = [

@@ -53,7 +53,8 @@ def locate(name_or_path: str, *, download: bool = True) -> ModelFile:
         if cached.is_file():
             return ModelFile(cached, model)
         if not download:
-            raise ModelNotAvailableError(f"{model.name} is not downloaded (run `clearfill models download {model.name}`)")
+            raise ModelNotAvailableError(f"{model.name} is not downloaded "
+                                         f"(run `clearfill models download {model.name}`)")
         return ModelFile(store.download(model.name), model)
     if path.suffix or "/" in name_or_path or "\\" in name_or_path:
         raise InvalidInputError(f"model file not found: {path}")

@@ -26,8 +26,8 @@ from PIL import Image
 from ..errors import ClearfillError, ModelLoadError, ModelNotAvailableError
 from ..imaging import quantize
 from . import REGISTRY, comfyui, store
-from .registry import hub_source
 from .device import FLUX_PRECISION, resolve_device
+from .registry import hub_source
 
 OFFLOADS = ("none", "model", "sequential")
 FLUX_FILL_BASE = "black-forest-labs/FLUX.1-Fill-dev"

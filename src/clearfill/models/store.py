@@ -21,7 +21,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import ChecksumError, ModelNotAvailableError
-from .registry import ModelEntry, entry as registry_entry
+from .registry import ModelEntry
+from .registry import entry as registry_entry
 
 _CHUNK = 1 << 20
 _TIMEOUT_S = 20

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .. import imaging, models
-from ..errors import ModelLoadError, ModelNotAvailableError, ChecksumError
+from ..errors import ChecksumError, ModelLoadError, ModelNotAvailableError
 from ..models.device import LAMA_PRECISION, PrecisionPolicy, resolve_device, spandrel_precision
 from ..models.loading import load_descriptor
 from ..models.pool import POOL
@@ -203,7 +203,8 @@ def _lama_usable(download: bool = True) -> tuple[bool, str]:
     try:
         models.locate("big-lama")
     except (ModelNotAvailableError, ChecksumError):
-        return False, "big-lama weights missing and could not be downloaded (`clearfill models download big-lama` says why)"
+        return False, ("big-lama weights missing and could not be downloaded "
+                       "(`clearfill models download big-lama` says why)")
     return True, ""
 
 

@@ -20,7 +20,6 @@ from ..models.loading import EXTRA_ARCHITECTURES_MISSING, install_extra_architec
 from .base import register
 from .lama import ARCHITECTURES, ArchitectureSupport, LamaConfig, LamaRemover
 
-
 IOPAINT_SEED = 240  # IOPaint seeds this before drawing MAT's latent
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import io as stdio
 import functools
+import io as stdio
 import json
 import logging
 import secrets
@@ -36,7 +36,12 @@ from .. import __version__, io, models, removers
 from ..api import build_pipeline, remove, settle
 from ..config import PRESETS, PipelineConfig
 from ..errors import (
-    Cancelled, ClearfillError, ImageTooLargeError, InvalidConfigError, InvalidInputError, ModelNotAvailableError,
+    Cancelled,
+    ClearfillError,
+    ImageTooLargeError,
+    InvalidConfigError,
+    InvalidInputError,
+    ModelNotAvailableError,
 )
 from ..imaging import quantize
 from ..pipeline import Progress

@@ -69,7 +69,8 @@ class Job:
                     return
             async with self._changed:
                 try:
-                    await asyncio.wait_for(self._changed.wait_for(lambda: sent < len(self.events)), KEEPALIVE_S)
+                    more = self._changed.wait_for(lambda sent=sent: sent < len(self.events))
+                    await asyncio.wait_for(more, KEEPALIVE_S)
                 except asyncio.TimeoutError:
                     yield ": keep-alive\n\n"
 

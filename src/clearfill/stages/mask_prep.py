@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import imaging
-from ..options import check_range
 from ..errors import InvalidInputError
+from ..options import check_range
 from ..pipeline import Stage, State
 
 

@@ -37,7 +37,8 @@ class RemoveStage(Stage):
     def run(self, state: State) -> None:
         filled = self.remover(state.image, state.hole)
         if filled.shape != state.image.shape:
-            raise RuntimeError(f"remover {self.choice.name} returned shape {filled.shape}, expected {state.image.shape}")
+            raise RuntimeError(f"remover {self.choice.name} returned shape {filled.shape}, "
+                               f"expected {state.image.shape}")
         state.removed = composite(state.image, filled.astype(np.float32), state.hole.astype(np.float32))
         state.notes[self.name] = self.choice.describe()
 

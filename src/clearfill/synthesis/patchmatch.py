@@ -13,6 +13,7 @@ completion of video".
 from __future__ import annotations
 
 import numpy as np
+
 from . import kernel
 
 INF = np.float32(3.0e38)
