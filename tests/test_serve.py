@@ -117,3 +117,20 @@ def test_healthz_answers_within_100_ms_during_a_16_mp_removal(serve):
     # alone delays an odd probe past 100 ms (131 ms once in 302), so the bound is on the 95th percentile
     assert typical < 0.1 and worst < 0.5, \
         f"/healthz 95th percentile {typical * 1000:.0f} ms, worst {worst * 1000:.0f} ms"
+
+
+def test_connections_past_the_cap_get_503(serve):
+    process, port = serve("--preset", "fast", "--max-connections", "2", "--header-timeout", "30")
+    holders = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]  # idle: headers never finish
+    try:
+        for holder in holders:
+            holder.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        time.sleep(0.5)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 503
+    finally:
+        for holder in holders:
+            holder.close()
+    deadline = time.time() + 10
+    while httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code != 200:
+        assert time.time() < deadline, "the server did not take connections again"
+        time.sleep(0.2)
