@@ -196,10 +196,10 @@ def test_remover_options_must_be_a_mapping(files):
 @pytest.mark.parametrize("argv, fragment", [
     (["--box", "0,0,64,48"], "covers the whole image"),
     (["--box=-10,-10,100000,100000"], "covers the whole image"),
-    (["--box", "100,100,5,5"], "outside the 64x48 image"),
+    (["--box", "100,100,5,5"], "outside the image (64x48)"),
     (["--point", "nan,nan"], "finite"),
     (["--point", "inf,5"], "finite"),
-    (["--point", "1e300,5"], "outside the 64x48 image"),
+    (["--point", "1e300,5"], "outside the image (64x48)"),
 ])
 def test_selections_that_give_grabcut_nothing_to_work_with(capsys, files, tmp_path, argv, fragment):
     image, _ = files

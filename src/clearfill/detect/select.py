@@ -48,17 +48,18 @@ class Selection:
         lasso near it, and the box cut to it (all cheap, whatever numbers arrived)."""
         for x, y, _ in self.points:
             if not (0 <= x < width and 0 <= y < height):
-                raise InvalidInputError(f"a click at ({x:g}, {y:g}) lies outside the {width}x{height} image")
+                raise InvalidInputError(f"a click at ({x:g}, {y:g}) lies outside the image ({width}x{height})")
         for x, y in self.lasso or ():
             if not (-LASSO_REACH * width <= x <= (1 + LASSO_REACH) * width
                     and -LASSO_REACH * height <= y <= (1 + LASSO_REACH) * height):
-                raise InvalidInputError(f"a lasso point at ({x:g}, {y:g}) lies far outside the {width}x{height} image")
+                raise InvalidInputError(f"a lasso point at ({x:g}, {y:g}) lies far outside the image "
+                                        f"({width}x{height})")
         box = self.box
         if box is not None:
             x0, y0 = max(0, box[0]), max(0, box[1])
             x1, y1 = min(width, box[0] + box[2]), min(height, box[1] + box[3])
             if x1 <= x0 or y1 <= y0:
-                raise InvalidInputError(f"the box {box} lies outside the {width}x{height} image")
+                raise InvalidInputError(f"the box {box} lies outside the image ({width}x{height})")
             box = (x0, y0, x1 - x0, y1 - y0)
         return Selection(box, self.lasso, self.points)
 
