@@ -120,7 +120,7 @@ def test_large_images_are_worked_at_a_capped_resolution(rng):
     remover = ExemplarFill(ExemplarConfig(max_size=256))
     seen = []
     original = remover.fill
-    remover.fill = lambda image, h: seen.append(image.shape) or original(image, h)
+    remover.fill = lambda image, h, progress=None: seen.append(image.shape) or original(image, h, progress)
     out = remover(big, hole)
     assert max(seen[0][:2]) <= 256
     assert out.shape == big.shape and np.array_equal(out[~hole], big[~hole])

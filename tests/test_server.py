@@ -505,6 +505,27 @@ def test_a_cancelled_queued_job_frees_its_slot_at_once_and_never_runs(picture):
         assert finished.status_code == 409 and finished.json()["code"] == "finished"
 
 
+def test_cancel_reaches_inside_the_exemplar_fill_within_a_second():
+    """In the server's own thread (nothing to kill): the fill reports each of its rounds,
+    and the cancel takes effect at the next one, long before the stage would end."""
+    import time
+
+    big = photo_like(np.random.default_rng(2), 600, 800)
+    files = {"image": ("p.png", png(big), "image/png"),
+             "mask": ("m.png", png(disk_mask(600, 800, 400, 300, 160)), "image/png")}
+    with TestClient(create_app(ServerSettings(preset="offline", isolation="thread")),
+                    base_url="http://localhost") as client:
+        job = client.post("/v1/jobs", files=files).json()
+        seen = _events(client, job["id"], stop_at=lambda e: e["type"] == "progress" and e["stage"] == "remove")
+        assert seen[-1]["total"] > 1  # the fill says how far it is
+        asked = time.monotonic()
+        client.delete(f"/v1/jobs/{job['id']}")
+        events = _events(client, job["id"])
+        # a round takes up to 0.5 s here and the stage 3.5 s; 2 s leaves room for a loaded CI machine
+        assert events[-1]["type"] == "cancelled" and time.monotonic() - asked < 2.0
+        assert ("remove", "end") not in [(e.get("stage"), e.get("status")) for e in events]
+
+
 def test_a_cancelled_run_stuck_in_native_code_is_stopped_within_the_grace():
     import threading
     import time

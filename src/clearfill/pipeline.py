@@ -71,9 +71,13 @@ class Progress:
     def __init__(self, listener: Callable[[dict], None] | None = None, cancel: threading.Event | None = None):
         self.listener, self.cancel = listener, cancel
 
-    def report(self, kind: str, **fields) -> None:
+    def check(self) -> None:
+        """Raise Cancelled if the run was told to stop (between two long steps)."""
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("cancelled")
+
+    def report(self, kind: str, **fields) -> None:
+        self.check()
         if self.listener is not None:
             self.listener({"type": kind, **fields})
 

@@ -1,24 +1,28 @@
 """The remover interface and the registry every remover module adds itself to.
 
-A remover is a callable ``(image, hole) -> filled image`` over the pipeline's
-pixel convention (float32 RGB H x W x 3, bool hole H x W); it may change only
-hole pixels (the remove stage enforces it anyway). Adding one is one new module
+A remover is a callable ``(image, hole, progress=None) -> filled image`` over the
+pipeline's pixel convention (float32 RGB H x W x 3, bool hole H x W); it may
+change only hole pixels (the remove stage enforces it anyway). A remover with
+long inner loops calls ``progress(done, total)`` between them: that is where a
+run reports how far it is, and where a cancelled run stops. Adding one is one new module
 in this package that calls ``register``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Optional, Protocol
 
 import numpy as np
 
 from .. import options as opts
 from ..errors import InvalidConfigError
 
+Steps = Optional[Callable[[int, int], None]]  # progress(done, total); it may raise to stop the run
+
 
 class Remover(Protocol):
-    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray: ...
+    def __call__(self, image: np.ndarray, hole: np.ndarray, progress: Steps = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,8 @@ class ExemplarFill:
     def __init__(self, config: ExemplarConfig):
         self.config = config
 
-    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, hole: np.ndarray, progress=None) -> np.ndarray:
+        """Reports ``progress(done, total)`` after each search-and-vote round of the synthesis."""
         out = image.copy()
         if not hole.any():
             return out
@@ -110,10 +111,11 @@ class ExemplarFill:
             size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
             small_hole = imaging.resize(region_hole.astype(np.float32), size, "bilinear") > 0.01
             small = imaging.resize(region, size, "box")
-            filled = imaging.resize(self.fill(small, small_hole), (region.shape[1], region.shape[0]), "bicubic")
+            filled = imaging.resize(self.fill(small, small_hole, progress), (region.shape[1], region.shape[0]),
+                                    "bicubic")
             filled = self.rejoin_border(region, region_hole, filled)
         else:
-            filled = self.fill(region, region_hole)
+            filled = self.fill(region, region_hole, progress)
         out[y0:y1, x0:x1][region_hole] = filled[region_hole]
         return out
 
@@ -132,7 +134,7 @@ class ExemplarFill:
         fade = border_fade(hole, cfg.border_keep, cfg.border_taper)[..., None]
         return joined + fade * (filled - joined)
 
-    def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    def fill(self, image: np.ndarray, hole: np.ndarray, progress=None) -> np.ndarray:
         """Structure mostly from the smooth fill, texture from the exemplar synthesis.
 
         Diffusion is the most faithful guess of the hole's coarse content and of the
@@ -149,7 +151,7 @@ class ExemplarFill:
         """
         cfg = self.config
         smooth = smooth_fill(image, hole)
-        textured = self.synthesize(image, hole)
+        textured = self.synthesize(image, hole, progress)
         smooth_coarse, textured_coarse = lowpass(smooth, cfg.structure_sigma), lowpass(textured, cfg.structure_sigma)
         structure = smooth_coarse + cfg.structure_mix * (textured_coarse - smooth_coarse)
         textured_mid = lowpass(textured, cfg.fine_sigma)
@@ -164,13 +166,15 @@ class ExemplarFill:
         gain = texture_gain(image, hole, compose, cfg.texture_sigma, cfg.gain_limit)
         return compose(gain)
 
-    def synthesize(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    def synthesize(self, image: np.ndarray, hole: np.ndarray, progress=None) -> np.ndarray:
         """Fill ``hole`` in ``image`` (float32 RGB) coarse to fine; returns a new image."""
         cfg = self.config
         r = cfg.patch_size // 2
         levels = [(image, hole)]
         for _ in range(pyramid_depth(hole, cfg) - 1):
             levels.append(downsample(*levels[-1]))
+        rounds_at = [cfg.em_iterations + min(depth, 3) for depth in range(len(levels))]  # coarse levels are cheap
+        tick = _Rounds(progress, sum(rounds_at))
 
         coarse_img, coarse_hole = levels[-1]
         estimate = textured_smooth_fill(coarse_img, coarse_hole, cfg.seed)
@@ -182,15 +186,15 @@ class ExemplarFill:
                 upsampled = cv2.resize(estimate, size, interpolation=cv2.INTER_LINEAR)
                 estimate = level_img.copy()
                 estimate[level_hole] = upsampled[level_hole]
-            rounds = cfg.em_iterations + min(depth, 3)  # coarse levels are cheap: iterate more
-            estimate, nnf = self._level(estimate, level_hole, r, rounds, nnf, seed=cfg.seed + 7919 * depth,
-                                        sharp=depth == 0)
+            estimate, nnf = self._level(estimate, level_hole, r, rounds_at[depth], nnf, seed=cfg.seed + 7919 * depth,
+                                        sharp=depth == 0, tick=tick)
+            tick.level_done(rounds_at[depth])
             if estimate is None:  # no usable source patch at this level: keep the smooth fill
                 estimate = smooth_fill(level_img, level_hole)
                 nnf = None
         return estimate
 
-    def _level(self, estimate, hole, r, rounds, coarse_nnf, seed, sharp=False):
+    def _level(self, estimate, hole, r, rounds, coarse_nnf, seed, sharp=False, tick=None):
         from ..synthesis import patchmatch as pm  # compiled on first use: `import clearfill` stays light
 
         cfg = self.config
@@ -241,7 +245,28 @@ class ExemplarFill:
                           nnf_y, nnf_x, dist, r, cfg.pm_iterations, search_radius, not inherited, seed + 101 * i)
             sigma2 = max(float(np.percentile(dist[is_target], 75)), 1e-6)
             pm.vote_best(estimate, hole, targets_y, targets_x, nnf_y, nnf_x, dist, confidence, r, sigma2, estimate)
+            if tick is not None:
+                tick()
         return estimate, (nnf_y, nnf_x)
+
+
+class _Rounds:
+    """Counts the synthesis' rounds for ``progress(done, total)``; a level that runs fewer
+    (too small to search) is counted whole when it ends."""
+
+    def __init__(self, progress, total: int):
+        self.progress, self.total, self.done, self.level_start = progress, total, 0, 0
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def level_done(self, rounds: int) -> None:
+        self.level_start += rounds
+        if self.done < self.level_start:
+            self.done = self.level_start - 1
+            self()
 
 
 def textured_smooth_fill(image: np.ndarray, hole: np.ndarray, seed: int) -> np.ndarray:

@@ -140,17 +140,20 @@ class LamaRemover:
         self.descriptor, self.channels_last = self.network.descriptor, self.network.channels_last
         self._forward = self.network.forward
 
-    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, hole: np.ndarray, progress=None) -> np.ndarray:
+        """Reports ``progress(done, total)`` after each hole region."""
         height, width = hole.shape
         boxes = region_boxes(hole, self.config.region_margin)
         covered = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes) / (height * width)
         if max(height, width) <= self.config.region_trigger and covered > self.config.region_max_fraction:
             return self._run(image, hole)
         out = image.copy()
-        for x0, y0, x1, y1 in boxes:
+        for done, (x0, y0, x1, y1) in enumerate(boxes, start=1):
             region_hole = hole[y0:y1, x0:x1]
             filled = self._run(image[y0:y1, x0:x1], region_hole)
             out[y0:y1, x0:x1][region_hole] = filled[region_hole]
+            if progress is not None:
+                progress(done, len(boxes))
         return out
 
     def _run(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -29,9 +29,9 @@ class DiffusionFill:
         self.flag = flag
         self.config = config
 
-    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, hole: np.ndarray, progress=None) -> np.ndarray:
         holes8 = hole.astype(np.uint8)
-        filled = cv2.inpaint(quantize(image), holes8, self.config.radius, self.flag)
+        filled = cv2.inpaint(quantize(image), holes8, self.config.radius, self.flag)  # one call: nothing to report
         return to_float(filled)
 
 

@@ -194,7 +194,10 @@ def _process(settings: ServerSettings, presets: dict[str, PipelineConfig], uploa
         result = remove(source, mask, pipeline=pipeline, seed=request.seed, keep_stages=upload.stages,
                         progress=progress, detect=request.detect if mask is None else None,
                         select=request.select if mask is None else None)
+        progress.check()  # encoding a large image takes seconds: not for a run already cancelled
         fmt, data = _encoded(result)
+        if upload.stages:
+            progress.check()  # and so do the stage pictures
     except ClearfillError as exc:
         raise error_for(exc) from None
     headers = {

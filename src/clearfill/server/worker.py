@@ -27,7 +27,7 @@ from ..processes import die_with_parent, lower_priority
 from .requests import RequestError
 
 _POLL_S = 0.1
-CANCEL_GRACE_S = 2.0  # how long a cancelled removal may take to notice before its worker is killed
+CANCEL_GRACE_S = 1.0  # how long a cancelled removal may take to notice before its worker is killed
 
 
 class WorkerCrashed(Exception):

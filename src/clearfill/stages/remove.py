@@ -35,7 +35,7 @@ class RemoveStage(Stage):
         self.remover = removers.create(self.choice.name, config.options, device=device)
 
     def run(self, state: State) -> None:
-        filled = self.remover(state.image, state.hole)
+        filled = self.remover(state.image, state.hole, progress=state.progress.steps(self.name))
         if filled.shape != state.image.shape:
             raise RuntimeError(f"remover {self.choice.name} returned shape {filled.shape}, "
                                f"expected {state.image.shape}")
