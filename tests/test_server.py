@@ -453,11 +453,31 @@ def test_a_job_streams_its_progress_and_gives_the_same_result(picture):
         assert result.status_code == 200 and result.content == direct.content
         assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "done"
         assert client.get("/v1/jobs/nope/events").json()["code"] == "not_found"
-        # the editor's way: ?stages=1 makes the result the JSON /v1/remove?stages=1 gives
+        assert client.get(f"/v1/jobs/{job['id']}/stages").json()["code"] == "not_found"  # none were asked for
+        # the editor's way: ?stages=1 keeps the stage pictures beside the same result
         staged = client.post("/v1/jobs?stages=1", files=files, data=options).json()
-        body = client.get(_events(client, staged["id"])[-1]["result"]).json()
-        assert {"mask", "stitch"} <= set(body["pictures"]) and body["output"].startswith("data:image/png")
-        assert [stage["name"] for stage in body["stages"]][:2] == ["unblend", "mask"]
+        done = _events(client, staged["id"])[-1]
+        assert client.get(done["result"]).content == direct.content
+        assert [stage["name"] for stage in done["stages"]][:2] == ["unblend", "mask"]
+        body = client.get(done["pictures"]).json()
+        assert {"mask", "stitch"} <= set(body["pictures"]) and body["stages"] == done["stages"]
+
+
+def test_a_jobs_stage_pictures_are_previews_of_a_large_photo():
+    import base64
+
+    large = photo_like(np.random.default_rng(5), 1500, 2000)
+    files = {"image": ("p.png", png(large), "image/png"),
+             "mask": ("m.png", png(disk_mask(1500, 2000, 1000, 700, 60)), "image/png")}
+    with TestClient(create_app(ServerSettings(preset="fast", isolation="thread")), base_url="http://localhost") as client:
+        job = client.post("/v1/jobs?stages=1", files=files).json()
+        done = _events(client, job["id"])[-1]
+        assert Image.open(stdio.BytesIO(client.get(done["result"]).content)).size == (2000, 1500)  # full size
+        pictures = client.get(done["pictures"]).json()["pictures"]
+        for name, url in pictures.items():
+            preview = Image.open(stdio.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+            assert max(preview.size) <= 1024, name
+        assert max(Image.open(stdio.BytesIO(base64.b64decode(pictures["stitch"].split(",", 1)[1]))).size) == 1024
 
 
 def test_presets_tell_the_editor_the_limits():

@@ -126,6 +126,7 @@ def remove(
     seed: int | None = None,
     device: str = "auto",
     keep_stages: bool = False,
+    stage_picture_side: int | None = None,
     resize_mask: bool = False,
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
     pipeline: Pipeline | None = None,
@@ -148,7 +149,8 @@ def remove(
     preset:      "reference" (the default), "fast", "offline", or a ``PipelineConfig``.
     overrides:   single parameters, ``**{"crop.padding": 32}`` or ``crop={"padding": 32}``.
     seed:        fixes every random choice (default: the reference workflow's seed).
-    keep_stages: keep each stage's picture in ``Result.stage_pictures``.
+    keep_stages: keep each stage's picture in ``Result.stage_pictures`` (at most
+                 ``stage_picture_side`` pixels long when given: previews).
     pipeline:    a pipeline built earlier (``build_pipeline``); it runs with its own
                  config, so ``preset`` and ``overrides`` must then be left out.
     max_pixels:  refuse larger images and masks before decoding; None lifts the limit.
@@ -182,7 +184,8 @@ def remove(
         mask_values = io.load_mask(mask, source.size, resize_mask=resize_mask, max_pixels=max_pixels)
     state = State(image=source.rgb, mask=mask_values, seed=REFERENCE_SEED if seed is None else seed,
                   overlay=overlay, progress=progress or Progress())
-    run = (pipeline or build_pipeline(config, device=device)).run(state, keep_pictures=keep_stages)
+    run = (pipeline or build_pipeline(config, device=device)).run(state, keep_pictures=keep_stages,
+                                                                  picture_side=stage_picture_side)
     return Result(
         pixels=run.output,
         source=source,

@@ -120,6 +120,17 @@ def feather(hole: np.ndarray, grow_pixels: float, ramp_pixels: float) -> np.ndar
     return (0.5 + 0.5 * np.cos(np.pi * t)).astype(np.float32)
 
 
+def shrunk(pixels: np.ndarray, longest: int) -> np.ndarray:
+    """``pixels`` scaled down (area averaging) so the long side is at most ``longest``;
+    unchanged when it already is."""
+    height, width = pixels.shape[:2]
+    scale = longest / max(height, width)
+    if scale >= 1:
+        return pixels
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(np.ascontiguousarray(pixels), size, interpolation=cv2.INTER_AREA)
+
+
 def gaussian_blur(mask: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of a float mask (kernel of +-3 sigma, borders replicated)."""
     if sigma <= 0:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 import numpy as np
 
 from .errors import Cancelled, InvalidConfigError
-from .imaging import composite
+from .imaging import composite, shrunk
 
 if TYPE_CHECKING:
     from .detect.marks import Overlay
@@ -181,7 +181,10 @@ class Pipeline:
         self.stages = list(stages)
         self.config = config  # the PipelineConfig it was built from, if any
 
-    def run(self, state: State, *, keep_pictures: bool = False) -> Run:
+    def run(self, state: State, *, keep_pictures: bool = False, picture_side: int | None = None) -> Run:
+        """Run every stage over ``state``. ``keep_pictures``: keep each stage's picture,
+        at most ``picture_side`` pixels long when given (previews, made as each stage
+        ends, so a large photo's full-size pictures are never all held at once)."""
         records: list[StageRecord] = []
         pictures: dict[str, np.ndarray] = {}
         for stage in self.stages:
@@ -205,7 +208,7 @@ class Pipeline:
             if keep_pictures:
                 picture = stage.picture(state)
                 if picture is not None:
-                    pictures[stage.name] = picture
+                    pictures[stage.name] = picture if picture_side is None else shrunk(picture, picture_side)
         output = state.output if state.output is not None else self._fallback_output(state)
         return Run(output=output, records=records, pictures=pictures, state=state)
 

@@ -127,7 +127,8 @@ class Upload:
     image: bytes
     mask: bytes | None  # None: found on the image (request.detect)
     request: requests.Request
-    stages: bool = False
+    stages: str = ""  # "inline": answer with JSON holding every stage's picture; "previews": answer with the
+    # image and keep small stage pictures beside it (a job's, fetched when someone looks)
     mask_only: bool = False  # answer with the mask found, not a removal
 
 
@@ -137,7 +138,11 @@ class Outcome:
     body: bytes
     headers: dict[str, str]
     seed: int
+    stages: list[dict] | None = None  # what each stage did (name, ran, seconds, note)
+    previews: bytes | None = None  # JSON {"stages", "pictures"}: the stage pictures, small, as data URLs
 
+
+PREVIEW_SIDE = 1024  # a job's stage pictures are at most this long: enough to see what a stage did
 
 def _data_url(picture: np.ndarray) -> str:
     from PIL import Image
@@ -191,13 +196,13 @@ def _process(settings: ServerSettings, presets: dict[str, PipelineConfig], uploa
             mask = io.load_mask(stdio.BytesIO(upload.mask), source.size, resize_mask=request.resize_mask,
                                 max_pixels=settings.max_pixels)
         pipeline = build_pipeline(config, device=settings.device)
-        result = remove(source, mask, pipeline=pipeline, seed=request.seed, keep_stages=upload.stages,
-                        progress=progress, detect=request.detect if mask is None else None,
+        result = remove(source, mask, pipeline=pipeline, seed=request.seed, keep_stages=bool(upload.stages),
+                        stage_picture_side=PREVIEW_SIDE if upload.stages == "previews" else None, progress=progress, detect=request.detect if mask is None else None,
                         select=request.select if mask is None else None)
         progress.check()  # encoding a large image takes seconds: not for a run already cancelled
         fmt, data = _encoded(result)
-        if upload.stages:
-            progress.check()  # and so do the stage pictures
+        if upload.stages == "inline":
+            progress.check()  # and so do full-size stage pictures
     except ClearfillError as exc:
         raise error_for(exc) from None
     headers = {
@@ -206,12 +211,15 @@ def _process(settings: ServerSettings, presets: dict[str, PipelineConfig], uploa
         "X-Clearfill-Skipped": json.dumps(result.skipped),
         "X-Clearfill-Timings": json.dumps({k: round(v, 4) for k, v in result.timings.items()}),
     }
-    if not upload.stages:
-        return Outcome(_MEDIA[fmt], data, headers, result.seed)
+    records = [{"name": r.name, "ran": r.ran, "seconds": r.seconds, "note": r.note} for r in result.stages]
+    pictures = {name: _data_url(p) for name, p in result.stage_pictures.items()}
+    if upload.stages != "inline":
+        previews = json.dumps({"stages": records, "pictures": pictures}).encode() if upload.stages else None
+        return Outcome(_MEDIA[fmt], data, headers, result.seed, records, previews)
     body = json.dumps({
         "seed": result.seed,
-        "stages": [{"name": r.name, "ran": r.ran, "seconds": r.seconds, "note": r.note} for r in result.stages],
-        "pictures": {name: _data_url(p) for name, p in result.stage_pictures.items()},
+        "stages": records,
+        "pictures": pictures,
         "image": _data_url(result.pixels),
         "output": f"data:{_MEDIA[fmt]};base64," + base64.b64encode(data).decode(),  # the input's format and size
     }).encode()
@@ -365,7 +373,7 @@ def create_app(settings: ServerSettings = ServerSettings()):
         }
 
     async def read_upload(request: Request, image: UploadFile, mask: UploadFile | None, options: str | None,
-                          stages: bool = False, mask_only: bool = False) -> Upload:
+                          stages: str = "", mask_only: bool = False) -> Upload:
         unexpected = sorted(set((await request.form()).keys()) - _PARTS)
         if unexpected:
             raise RequestError(422, f"unexpected form part {unexpected[0]!r}; send image, mask and options",
@@ -384,7 +392,7 @@ def create_app(settings: ServerSettings = ServerSettings()):
                          options: str | None = Form(None), stages: bool = Query(False)):
         """Remove what the mask marks and answer with the image (``?stages=1``: JSON with
         every stage's picture)."""
-        upload = await read_upload(request, image, mask, options, stages)
+        upload = await read_upload(request, image, mask, options, "inline" if stages else "")
         device.admit()
         outcome = await device.run(upload)
         return Response(outcome.body, media_type=outcome.media_type, headers=outcome.headers)
@@ -401,8 +409,9 @@ def create_app(settings: ServerSettings = ServerSettings()):
     async def start_job(request: Request, image: UploadFile = File(...), mask: UploadFile | None = File(None),
                         options: str | None = Form(None), stages: bool = Query(False)):
         """The same removal as a job: follow ``events`` (server-sent events), fetch ``result``
-        (``?stages=1``: the result is the JSON that /v1/remove?stages=1 answers)."""
-        upload = await read_upload(request, image, mask, options, stages)
+        (the image). ``?stages=1``: small pictures of every stage are kept too, at ``stages``,
+        made without delaying the result; the ``done`` event says what each stage did."""
+        upload = await read_upload(request, image, mask, options, "previews" if stages else "")
         device.admit()
         job = jobs.new()
         await job.add({"type": "queued", "waiting": device.admitted - 1})
@@ -423,9 +432,12 @@ def create_app(settings: ServerSettings = ServerSettings()):
             except Exception as exc:  # a bug here, not in the removal: logged, and the job says so
                 await job.add({"type": "error", **internal_error(f"job {job.id}", exc=exc).body()})
             else:
-                job.output = (outcome.media_type, outcome.body)
-                await job.add({"type": "done", "result": f"/v1/jobs/{job.id}/result", "seed": outcome.seed,
-                               "timings": json.loads(outcome.headers["X-Clearfill-Timings"])})
+                job.output, job.previews = (outcome.media_type, outcome.body), outcome.previews
+                done = {"type": "done", "result": f"/v1/jobs/{job.id}/result", "seed": outcome.seed,
+                        "timings": json.loads(outcome.headers["X-Clearfill-Timings"]), "stages": outcome.stages}
+                if outcome.previews is not None:
+                    done["pictures"] = f"/v1/jobs/{job.id}/stages"
+                await job.add(done)
             finally:
                 jobs.forget_old()  # a result just kept may put the kept bytes over their cap
 
@@ -454,6 +466,17 @@ def create_app(settings: ServerSettings = ServerSettings()):
         if job.output is None:
             raise RequestError(409, f"job {job_id} is {job.status}, it has no result", "not_ready")
         return Response(job.output[1], media_type=job.output[0])
+
+    @app.get("/v1/jobs/{job_id}/stages")
+    async def job_stages(job_id: str):
+        """What each stage did and its picture (at most PREVIEW_SIDE long), for a job started with ?stages=1."""
+        job = find(job_id)
+        if job.output is None:
+            raise RequestError(409, f"job {job_id} is {job.status}, it has no stage pictures", "not_ready")
+        if job.previews is None:
+            raise RequestError(404, f"job {job_id} was started without ?stages=1: it kept no stage pictures",
+                               "not_found")
+        return Response(job.previews, media_type="application/json")
 
     @app.delete("/v1/jobs/{job_id}", status_code=202)
     async def cancel_job(job_id: str):

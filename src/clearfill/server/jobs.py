@@ -33,6 +33,7 @@ class Job:
     events: list[dict] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     output: tuple[str, bytes] | None = None  # (media type, bytes) once done
+    previews: bytes | None = None  # the stage pictures' JSON, for a job that asked for them
     finished: float | None = None
     task: asyncio.Task | None = None  # the run, awaiting the device while queued
     entered: bool = False  # it holds the device: cancelling must go through the run
@@ -81,7 +82,7 @@ class Job:
 
     @property
     def result_bytes(self) -> int:
-        return len(self.output[1]) if self.output else 0
+        return (len(self.output[1]) if self.output else 0) + len(self.previews or b"")
 
 
 class Jobs:

@@ -23,7 +23,7 @@ const STAGE_WORDS = {
 //   empty (no image) -> image (nothing marked) <-> painting (something marked) -> working (a job runs)
 const state = {
   generation: 0,         // bumped by every open: answers for an older image are dropped
-  versions: [],          // [{blob, bitmap, label, url, stages, pictures}], the original first
+  versions: [],          // [{blob, bitmap, label, url, stages, picturesUrl, pictures}], the original first
   current: 0,            // the version shown and edited
   undo: [], redo: [],    // {kind: "mask", mask} | {kind: "version", from, to, mask}
   hasMask: false,
@@ -434,13 +434,13 @@ async function removeMarked() {
     if (stale(job)) return;
     if (!last || last.type === "cancelled") { say("Cancelled: nothing changed."); return; }
     if (last.type === "error") throw new Error(last.error);
-    const body = await (await api(last.result, { signal: job.controller.signal })).json();
-    const blob = await (await fetch(body.output)).blob();
+    // The result alone: the stage pictures wait until someone opens "How it was made".
+    const blob = await (await api(last.result, { signal: job.controller.signal })).blob();
     const bitmap = await createImageBitmap(blob);
     if (stale(job)) return;
     addVersion({ blob, bitmap, label: `Result ${state.versions.length}`, url: URL.createObjectURL(blob),
-                 stages: body.stages, pictures: body.pictures }, from, maskBefore);
-    say(describeResult(body.stages, (performance.now() - started) / 1000));
+                 stages: last.stages, picturesUrl: last.pictures, pictures: null }, from, maskBefore);
+    say(describeResult(last.stages, (performance.now() - started) / 1000));
   } catch (error) {
     if (!stale(job)) say(error.name === "AbortError" ? "Cancelled: nothing changed." : `Removal failed: ${error.message}`, true);
   } finally { endJob(job); }
@@ -502,6 +502,21 @@ function renderHistory() {
   }));
 }
 
+// A result's stage pictures are fetched the first time they are looked at (small previews the
+// server kept beside the result), never before: a large photo's result does not wait for them.
+async function showStages() {
+  const version = state.versions[state.current];
+  $("stages-dialog").showModal();
+  if (!version || version.pictures || !version.picturesUrl) return;
+  try {
+    version.pictures = (await (await api(version.picturesUrl)).json()).pictures;
+  } catch (error) {
+    version.pictures = {};
+    say(`The stage pictures are gone (the server keeps them for a while): ${error.message}`, true);
+  }
+  if (state.versions[state.current] === version) renderStages(version);
+}
+
 function renderStages(version) {
   const button = $("stages-button"), list = $("stages");
   button.hidden = !version || !version.stages;
@@ -521,6 +536,8 @@ function renderStages(version) {
         $("viewer").showModal();
       });
       item.append(button);
+    } else if (record.ran) {  // its picture is still on its way (or the server no longer has it)
+      item.textContent = `${record.name} · ${record.seconds.toFixed(2)} s: ${record.note}`;
     } else {
       item.className = "skipped"; item.textContent = `${record.name} skipped: ${record.note}`;
     }
@@ -587,7 +604,7 @@ $("remove").addEventListener("click", removeMarked);
 $("cancel").addEventListener("click", () => { cancelJob(); say("Cancelled: nothing changed."); });
 $("split").addEventListener("click", () => setSplit(!state.split));
 $("help-button").addEventListener("click", () => $("help").showModal());
-$("stages-button").addEventListener("click", () => $("stages-dialog").showModal());
+$("stages-button").addEventListener("click", showStages);
 const compareButton = $("compare");
 compareButton.addEventListener("pointerdown", (e) => { compareButton.setPointerCapture(e.pointerId); startCompare(); });
 for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) compareButton.addEventListener(type, endCompare);

@@ -1,0 +1,116 @@
+"""A 24 MP removal through the editor against the same job through the library.
+
+The editor path is what a user waits for: Chromium (Debian's, headless) opens the
+photo and its mask file, presses Remove, and the clock stops when the result is on
+the canvas (the server's job, events, result download and decoding included). The
+library path is ``clearfill.remove`` on the same files with the same preset. Both
+run in this one process and machine, the library first, then the editor, then the
+library again (the median of the two library runs is the baseline).
+
+    .venv/bin/python benchmarks/editor_large.py [--side 6000] [--preset offline]
+
+The last line is the ratio, editor time over library time, as ``N.NNx``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import clearfill
+
+REPO = Path(__file__).resolve().parents[1]
+COFFEE = REPO / "examples" / "coffee"
+
+
+def large_case(folder: Path, long_side: int) -> tuple[Path, Path]:
+    """The bundled photo scaled to ``long_side`` (3:2, like a 24 MP camera) and its spoon mask."""
+    photo = Image.open(COFFEE / "coffee.png").convert("RGB")
+    size = (long_side, long_side * 2 // 3)
+    image, mask = folder / "large.jpg", folder / "large-mask.png"
+    photo.resize(size, Image.Resampling.LANCZOS).save(image, quality=92)
+    Image.open(COFFEE / "spoon-mask.png").convert("L").resize(size, Image.Resampling.NEAREST).save(mask)
+    return image, mask
+
+
+def serve(preset: str) -> tuple[str, object]:
+    import uvicorn
+
+    from clearfill.server import ServerSettings, create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = ServerSettings(preset=preset, max_pixels=40_000_000, max_upload_mb=100)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", server
+
+
+def through_the_editor(url: str, image: Path, mask: Path) -> tuple[float, list[str]]:
+    """Seconds from pressing Remove to the result on the canvas, and the API paths asked for."""
+    from playwright.sync_api import sync_playwright
+
+    asked = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on("request", lambda request: asked.append(request.url.split("?")[0].split("/v1/")[-1]))
+        page.goto(url)
+        page.set_input_files("#open", str(image))
+        page.wait_for_function("window.clearfill.state.generation > 0", timeout=120_000)
+        page.set_input_files("#mask-file", str(mask))
+        page.wait_for_function("window.clearfill.state.hasMask", timeout=120_000)
+        start = time.perf_counter()
+        page.click("#remove")
+        page.wait_for_function("window.clearfill.state.versions.length > 1 && !window.clearfill.state.job",
+                               timeout=900_000)
+        seconds = time.perf_counter() - start
+        browser.close()
+    return seconds, asked
+
+
+def through_the_library(image: Path, mask: Path, preset: str) -> float:
+    start = time.perf_counter()
+    result = clearfill.remove(image, mask, preset, max_pixels=40_000_000)
+    result.save(Path(tempfile.gettempdir()) / "editor-large-library.jpg")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", type=int, default=6000, help="long side of the photo (6000: 24 MP)")
+    parser.add_argument("--preset", default="offline")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        image, mask = large_case(Path(folder), args.side)
+        width, height = Image.open(image).size
+        print(f"photo {width}x{height} ({width * height / 1e6:.1f} MP), preset {args.preset}, "
+              f"mask {np.asarray(Image.open(mask)).astype(bool).mean():.2%} of it")
+        library = [through_the_library(image, mask, args.preset)]
+        url, server = serve(args.preset)
+        try:
+            editor, asked = through_the_editor(url, image, mask)
+        finally:
+            server.should_exit = True
+        library.append(through_the_library(image, mask, args.preset))
+    baseline = statistics.median(library)
+    print(f"library: {' s, '.join(f'{s:.1f}' for s in library)} s (median {baseline:.1f} s)")
+    print(f"editor:  {editor:.1f} s from Remove to the result on the canvas")
+    print(f"asked for: {', '.join(dict.fromkeys(path for path in asked if path.startswith('jobs')))}")
+    print(f"{editor / baseline:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
