@@ -57,16 +57,18 @@ def serve(preset: str) -> tuple[str, object]:
     return f"http://127.0.0.1:{port}", server
 
 
-def through_the_editor(url: str, image: Path, mask: Path) -> tuple[float, list[str]]:
-    """Seconds from pressing Remove to the result on the canvas, and the API paths asked for."""
+def through_the_editor(url: str, image: Path, mask: Path) -> tuple[float, list[tuple[float, str]]]:
+    """Seconds from pressing Remove to the result on the canvas, and when (seconds after
+    Remove) each API path was asked for."""
     from playwright.sync_api import sync_playwright
 
-    asked = []
+    asked, start = [], 0.0
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.on("request", lambda request: asked.append(request.url.split("?")[0].split("/v1/")[-1]))
+        page.on("request", lambda request: asked.append(
+            (time.perf_counter() - start, request.url.split("?")[0].split("/v1/")[-1])))
         page.goto(url)
         page.set_input_files("#open", str(image))
         page.wait_for_function("window.clearfill.state.generation > 0", timeout=120_000)
@@ -108,7 +110,8 @@ def main() -> None:
     baseline = statistics.median(library)
     print(f"library: {' s, '.join(f'{s:.1f}' for s in library)} s (median {baseline:.1f} s)")
     print(f"editor:  {editor:.1f} s from Remove to the result on the canvas")
-    print(f"asked for: {', '.join(dict.fromkeys(path for path in asked if path.startswith('jobs')))}")
+    print("after Remove: " + ", ".join(f"{path.split('/')[-1] if '/' in path else 'POST jobs'} at {at:.1f} s"
+                                       for at, path in asked if path.startswith("jobs")))
     print(f"{editor / baseline:.2f}x")
 
 

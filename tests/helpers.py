@@ -46,3 +46,10 @@ def busy_in_native_code(seconds, progress):
 
     time.sleep(seconds)
     return "finished"
+
+
+def leave_a_mark(path):
+    """A worker's warm-up for the tests: proves it ran, and when."""
+    from pathlib import Path
+
+    Path(path).write_text("warm")

@@ -61,7 +61,7 @@ def test_serve_prints_its_url_and_what_each_preset_runs(serve):
     err = stderr_of(process)
     assert f"clearfill serve: http://127.0.0.1:{port}/" in err
     assert "preset fast (default): remove ns (requested)" in err and "preset reference:" in err
-    assert "warning" not in err
+    assert "warning" not in err, err
 
 
 def test_a_public_bind_without_a_token_warns_and_with_one_does_not(serve):

@@ -469,7 +469,8 @@ def test_a_jobs_stage_pictures_are_previews_of_a_large_photo():
     large = photo_like(np.random.default_rng(5), 1500, 2000)
     files = {"image": ("p.png", png(large), "image/png"),
              "mask": ("m.png", png(disk_mask(1500, 2000, 1000, 700, 60)), "image/png")}
-    with TestClient(create_app(ServerSettings(preset="fast", isolation="thread")), base_url="http://localhost") as client:
+    app = create_app(ServerSettings(preset="fast", isolation="thread"))
+    with TestClient(app, base_url="http://localhost") as client:
         job = client.post("/v1/jobs?stages=1", files=files).json()
         done = _events(client, job["id"])[-1]
         assert Image.open(stdio.BytesIO(client.get(done["result"]).content)).size == (2000, 1500)  # full size
@@ -566,6 +567,27 @@ def test_a_cancelled_run_stuck_in_native_code_is_stopped_within_the_grace():
             worker(120, cancel=stop)
         assert refused.value.code == "cancelled" and time.monotonic() - started < CANCEL_GRACE_S + 2
         assert worker(0.01) == "finished"  # a new worker for the next removal
+    finally:
+        worker.close()
+
+
+def test_the_worker_starts_and_warms_up_before_the_first_removal(tmp_path):
+    import functools
+    import time
+
+    from helpers import busy_in_native_code, leave_a_mark
+
+    from clearfill.server.worker import ProcessWorker
+
+    marker = tmp_path / "warmed"
+    worker = ProcessWorker(busy_in_native_code, warm=functools.partial(leave_a_mark, str(marker)))
+    try:
+        worker.start()  # what the server does when it starts
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the worker never warmed up"
+            time.sleep(0.05)
+        assert worker(0.01) == "finished"
     finally:
         worker.close()
 

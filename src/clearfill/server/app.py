@@ -197,7 +197,8 @@ def _process(settings: ServerSettings, presets: dict[str, PipelineConfig], uploa
                                 max_pixels=settings.max_pixels)
         pipeline = build_pipeline(config, device=settings.device)
         result = remove(source, mask, pipeline=pipeline, seed=request.seed, keep_stages=bool(upload.stages),
-                        stage_picture_side=PREVIEW_SIDE if upload.stages == "previews" else None, progress=progress, detect=request.detect if mask is None else None,
+                        stage_picture_side=PREVIEW_SIDE if upload.stages == "previews" else None,
+                        progress=progress, detect=request.detect if mask is None else None,
                         select=request.select if mask is None else None)
         progress.check()  # encoding a large image takes seconds: not for a run already cancelled
         fmt, data = _encoded(result)
@@ -226,6 +227,20 @@ def _process(settings: ServerSettings, presets: dict[str, PipelineConfig], uploa
     return Outcome("application/json", body, headers, result.seed)
 
 
+def warm_up() -> None:
+    """A new worker's first moments, spent before any request: a tiny exemplar fill loads
+    the compiled PatchMatch kernels (seconds, from numba's cache), which a preset that fills
+    with it would otherwise load inside the first removal. Quietly: it is the worker's own."""
+    import warnings
+
+    image = np.random.default_rng(0).random((48, 48, 3), dtype=np.float32)
+    hole = np.zeros((48, 48), bool)
+    hole[18:30, 18:30] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        removers.create("exemplar", {}, device="cpu")(image, hole)
+
+
 def internal_error(what: str, traceback_text: str | None = None, exc: BaseException | None = None) -> RequestError:
     """A 500 for a bug: logged here with its traceback, answered with only a request id."""
     request_id = secrets.token_hex(6)
@@ -242,7 +257,9 @@ class Device:
     def __init__(self, settings: ServerSettings, presets: dict[str, PipelineConfig]):
         self.queue_size, self.admitted = settings.queue_size, 0
         work = functools.partial(process, settings, presets)
-        self.worker = ProcessWorker(work) if settings.isolation == "process" else ThreadWorker(work)
+        fills_by_example = any(config.remove.method == "exemplar" for config in presets.values())
+        warm = warm_up if fills_by_example else None
+        self.worker = ProcessWorker(work, warm=warm) if settings.isolation == "process" else ThreadWorker(work)
         self._lock: asyncio.Lock | None = None
         self._waiter = removal_executor()
 
@@ -332,6 +349,7 @@ def create_app(settings: ServerSettings = ServerSettings()):
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        device.worker.start()
         yield
         device.close()
 

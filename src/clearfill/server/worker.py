@@ -42,10 +42,15 @@ class Bug(Exception):
         self.text = text
 
 
-def _serve(tasks, results, cancel, parent: int, run: Callable) -> None:
+def _serve(tasks, results, cancel, parent: int, run: Callable, warm: Callable | None) -> None:
     """The worker process: one removal at a time, for as long as the server lives."""
     die_with_parent(parent)
     lower_priority()
+    if warm is not None:
+        try:
+            warm()
+        except Exception:  # a warm-up is an optimisation: the first removal pays what it did not do
+            traceback.print_exc()
     while (task := tasks.get()) is not None:
         progress = Progress(lambda event: results.put(("event", event)), cancel)
         results.put(("event", {"type": "started"}))
@@ -61,17 +66,26 @@ class ProcessWorker:
     """Runs ``run(task, progress)`` in a worker process (started on first use, again
     after a crash). ``__call__`` blocks: call it from a thread, one at a time."""
 
-    def __init__(self, run: Callable):
-        self._run = run
+    def __init__(self, run: Callable, warm: Callable | None = None):
+        self._run, self._warm = run, warm  # warm(): run once in each new worker before its first task
         self._context = multiprocessing.get_context("spawn")  # fork would copy the server's threads and locks
         self._process = None
+        self._tasks = self._results = self._cancel = None
         self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the worker now (the server does when it starts), so the first removal does
+        not wait for a new process to import clearfill and its libraries."""
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._start()
 
     def _start(self) -> None:
         self._tasks, self._results = self._context.Queue(), self._context.Queue()
         self._cancel = self._context.Event()
         self._process = self._context.Process(target=_serve, name="clearfill-removal", daemon=True,
-                                              args=(self._tasks, self._results, self._cancel, os.getpid(), self._run))
+                                              args=(self._tasks, self._results, self._cancel, os.getpid(), self._run,
+                                                    self._warm))
         self._process.start()
 
     def __call__(self, task, listener: Callable[[dict], None] | None = None,
@@ -122,6 +136,11 @@ class ProcessWorker:
                 if self._process.is_alive():
                     self._process.kill()
             self._process = None
+            if self._tasks is not None:  # their semaphores, else reported as leaked at exit
+                for channel in (self._tasks, self._results):
+                    channel.cancel_join_thread()  # nothing is read from them any more: never wait on them
+                    channel.close()
+            self._tasks = self._results = self._cancel = None
 
 
 class ThreadWorker:
@@ -129,6 +148,9 @@ class ThreadWorker:
 
     def __init__(self, run: Callable):
         self._run = run
+
+    def start(self) -> None:
+        pass
 
     def __call__(self, task, listener=None, cancel=None):
         if listener is not None:
