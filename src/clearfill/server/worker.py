@@ -13,6 +13,7 @@ pass, an encoder) is killed, and the next removal starts a new one.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import queue
@@ -133,14 +134,16 @@ class ProcessWorker:
             if self._process is not None and self._process.is_alive():
                 self._tasks.put(None)
                 self._process.join(timeout=5)
-                if self._process.is_alive():
+                if self._process.is_alive():  # busy (still warming up, say): stopped, and reaped
                     self._process.kill()
+                    self._process.join(timeout=5)
             self._process = None
             if self._tasks is not None:  # their semaphores, else reported as leaked at exit
                 for channel in (self._tasks, self._results):
                     channel.cancel_join_thread()  # nothing is read from them any more: never wait on them
                     channel.close()
             self._tasks = self._results = self._cancel = None
+            gc.collect()  # their semaphores are unlinked when collected: now, not after the tracker's count
 
 
 class ThreadWorker:
