@@ -255,7 +255,7 @@ class _Rounds:
     (too small to search) is counted whole when it ends."""
 
     def __init__(self, progress, total: int):
-        self.progress, self.total, self.done, self.level_start = progress, total, 0, 0
+        self.progress, self.total, self.done, self.counted = progress, total, 0, 0
 
     def __call__(self) -> None:
         self.done += 1
@@ -263,9 +263,10 @@ class _Rounds:
             self.progress(self.done, self.total)
 
     def level_done(self, rounds: int) -> None:
-        self.level_start += rounds
-        if self.done < self.level_start:
-            self.done = self.level_start - 1
+        """A level's ``rounds`` are over, run or not."""
+        self.counted += rounds
+        if self.done < self.counted:
+            self.done = self.counted - 1
             self()
 
 
