@@ -18,7 +18,7 @@ from PIL import Image
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from helpers import disk_mask  # noqa: E402
+from helpers import disk_mask, photo_like  # noqa: E402
 
 
 def free_port() -> int:
@@ -62,6 +62,19 @@ def test_serve_prints_its_url_and_what_each_preset_runs(serve):
     assert f"clearfill serve: http://127.0.0.1:{port}/" in err
     assert "preset fast (default): remove ns (requested)" in err and "preset reference:" in err
     assert "warning" not in err, err
+
+
+def test_sigterm_stops_the_server_through_its_exit_handlers(serve):
+    # uvicorn raises SIGTERM again after its graceful shutdown; killed by it, the process
+    # would skip the exit handlers that unlink its worker queues' semaphores
+    process, port = serve("--preset", "fast", "--remover", "ns")
+    image, mask = stdio.BytesIO(), stdio.BytesIO()
+    Image.fromarray(photo_like(np.random.default_rng(0), 32, 48)).save(image, format="PNG")
+    Image.fromarray(disk_mask(32, 48, 24, 16, 6)).save(mask, format="PNG")
+    httpx.post(f"http://127.0.0.1:{port}/v1/remove", timeout=60, files={
+        "image": ("a.png", image.getvalue()), "mask": ("m.png", mask.getvalue())}).raise_for_status()
+    stderr_of(process)
+    assert process.returncode == 143, process.returncode
 
 
 def test_a_public_bind_without_a_token_warns_and_with_one_does_not(serve):

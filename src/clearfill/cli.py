@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -368,8 +369,26 @@ def _run_serve(args) -> int:
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                             http=with_header_timeout(args.header_timeout), timeout_keep_alive=5,
                             limit_concurrency=args.max_connections)
-    uvicorn.Server(config).run()
+    with _exits_on_sigterm():
+        uvicorn.Server(config).run()
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _exits_on_sigterm():
+    """uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the
+    handler it found. Under the default handler that kills the process before Python's
+    exit handlers run, so multiprocessing never unlinks the semaphores a worker queue's
+    feeder thread still holds ("leaked semaphore objects" at exit). Found here, the signal
+    exits the usual way instead, with the conventional status 128 + 15."""
+    def exit_now(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _add_comfyui_dir(parser) -> None:
