@@ -523,3 +523,49 @@ def test_select_by_box_and_find_text_mark_the_mask_for_editing(page, tmp_path):
         pytest.skip(page.inner_text("#status"))
     mask = page.evaluate("window.clearfill.currentMask().data.filter((v, i) => i % 4 === 3 && v).length")
     assert mask > 500 and page.is_enabled("#remove")
+    assert page.evaluate("document.activeElement.id") == "mask"  # not the page body: Enter now removes
+
+
+def test_a_mask_file_of_another_shape_is_refused_one_of_the_same_shape_scaled_and_enter_removes(page, tmp_path):
+    open_image(page, COFFEE)  # 600 x 400
+    square, scaled = tmp_path / "square.png", tmp_path / "double.png"
+    Image.new("L", (736, 736), 255).save(square)
+    page.set_input_files("#mask-file", str(square))
+    page.wait_for_function("document.getElementById('status').textContent.includes('736 x 736')")
+    assert page.evaluate("window.clearfill.state.hasMask") is False
+    assert "Nothing was added" in page.inner_text("#status")
+
+    double = np.zeros((800, 1200), np.uint8)
+    double[150:550, 740:840] = 255  # the spoon's column, at twice the size
+    Image.fromarray(double).save(scaled)
+    page.set_input_files("#mask-file", str(scaled))
+    page.wait_for_function("window.clearfill.state.hasMask")
+    assert "scaled from 1200 x 800" in page.inner_text("#status")
+    alpha = page.evaluate("Array.from(window.clearfill.currentMask().data.filter((v, i) => i % 4 === 3))")
+    marked = np.asarray(alpha).reshape(400, 600) > 0
+    assert marked[75:275, 370:420].all() and not marked[:, :360].any() and not marked[:, 425:].any()
+    page.keyboard.press("Enter")  # right after choosing the file: the focus is on the photo, not the button
+    page.wait_for_function("window.clearfill.state.versions.length > 1 && !window.clearfill.state.job",
+                           timeout=120_000)
+
+
+def test_strokes_on_a_24_mp_photo_keep_patches_not_copies_of_the_mask(page, tmp_path):
+    big = tmp_path / "big.jpg"
+    Image.open(COFFEE).convert("RGB").resize((6000, 4000)).save(big, quality=85)
+    page.evaluate("window.clearfill.state.limits = {max_pixels: 40e6, max_upload_mb: 100}")
+    open_image(page, big)
+    for offset in range(3):
+        paint(page, [(x + offset * 600, 2000) for x in (1000, 1200, 1400)])
+    kept = "(e.pixels || e.mask)"  # whatever an undo entry holds of the mask
+    undo_pixels = page.evaluate(
+        f"window.clearfill.state.undo.reduce((n, e) => n + ({kept} ? {kept}.data.length / 4 : 0), 0)")
+    assert 3 == page.evaluate("window.clearfill.state.undo.length")
+    assert undo_pixels < 0.05 * 6000 * 4000  # each entry the box its stroke touched, not a 24 MP copy
+    page.click("#undo")
+    page.wait_for_function("window.clearfill.state.undo.length === 2")
+    def marked_in(x, y, w, h):
+        return page.evaluate(f"""document.getElementById('mask').getContext('2d').getImageData({x}, {y}, {w}, {h})
+                                 .data.filter((v, i) => i % 4 === 3 && v).length""")
+    assert marked_in(2300, 1700, 800, 600) == 0  # the third stroke (x 2200-2600) is gone, the others stay
+    assert marked_in(1000, 1900, 600, 200) > 0 and marked_in(1700, 1900, 400, 200) > 0
+    assert page.evaluate("window.clearfill.state.hasMask")

@@ -71,3 +71,17 @@ def test_composite_copies_the_base_where_weight_is_zero(rng):
     assert np.array_equal(out[weight == 0], base[weight == 0])
     assert np.array_equal(out[2:4, 2:4], over[2:4, 2:4])
     assert np.allclose(out[5, 5], (base[5, 5] + over[5, 5]) / 2)
+
+
+def test_composite_blends_only_inside_the_weights_box_and_matches_the_formula_everywhere():
+    rng = np.random.default_rng(3)
+    base, overlay = rng.random((90, 120, 3), dtype=np.float32), rng.random((90, 120, 3), dtype=np.float32)
+    weight = np.zeros((90, 120), np.float32)
+    weight[20:50, 70:100] = rng.random((30, 30), dtype=np.float32)
+    weight[30:35, 80:85] = 0.0  # zeros inside the box stay the base, exactly
+    out = imaging.composite(base, overlay, weight)
+    expected = base + weight[..., None] * (overlay - base)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    untouched = weight == 0
+    assert np.array_equal(out[untouched], base[untouched]) and out is not base
+    assert np.array_equal(imaging.composite(base, overlay, np.zeros_like(weight)), base)

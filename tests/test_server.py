@@ -628,3 +628,12 @@ def test_a_removal_worker_that_dies_is_a_500_and_the_next_request_gets_a_new_one
         assert last["type"] == "error" and last["code"] == "internal" and last["request_id"]
         again = post(client, png(picture), png(disk_mask(H, W, 40, 30, 9)))
         assert again.status_code == 200
+
+
+def test_the_workers_warm_up_runs_a_tiny_removal_with_each_servers_default_preset():
+    # in the worker a failed warm-up is only printed: here it must not fail at all
+    from clearfill.server.app import settled_presets, warm_up
+
+    for preset in ("offline", "fast"):
+        settings = ServerSettings(preset=preset)
+        warm_up(settings, settled_presets(settings)[0])

@@ -158,12 +158,22 @@ def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def composite(base: np.ndarray, overlay: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``weight * overlay + (1 - weight) * base``; where weight is 0 the base is copied as is."""
-    w = weight[..., None] if base.ndim == 3 and weight.ndim == 2 else weight
-    out = base + w * (overlay - base)
-    untouched = weight == 0
-    out[untouched] = base[untouched]
-    return out.astype(np.float32, copy=False)
+    """``weight * overlay + (1 - weight) * base``; where weight is 0 the base is copied as is.
+
+    Only the box around the nonzero weights is blended: on a 24 MP photo with a small
+    hole, the whole-image arithmetic took a second."""
+    out = base.astype(np.float32)  # a copy: the result never aliases base
+    box = bounding_box(weight)
+    if box is None:
+        return out
+    x0, y0, x1, y1 = box
+    w = weight[y0:y1, x0:x1]
+    w = w[..., None] if base.ndim == 3 and weight.ndim == 2 else w
+    part = base[y0:y1, x0:x1]
+    blended = part + w * (overlay[y0:y1, x0:x1] - part)
+    np.copyto(blended, part, where=w == 0)
+    out[y0:y1, x0:x1] = blended
+    return out
 
 
 def share_covered(regions: np.ndarray, pixels: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:

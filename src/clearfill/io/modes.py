@@ -92,14 +92,25 @@ class Pixels:
             rgb = np.asarray(Image.fromarray(np.ascontiguousarray(flat), self.mode).convert("RGB"))
             return to_float(rgb).reshape(*colour.shape[:-1], 3)
         if self.mode in GRAY_MODES:
-            gray = colour[..., 0] if colour.ndim == 3 else colour
-            if self.mode in ("F", "I"):
-                low, high = self.value_range
-                gray = np.clip((gray.astype(np.float64) - low) / (high - low), 0.0, 1.0).astype(np.float32)
-            else:
-                gray = gray.astype(np.float32) if self.mode == "1" else to_float(gray)
-            return np.repeat(gray[..., None], 3, axis=-1)
+            return np.repeat(self._gray_of(colour)[..., None], 3, axis=-1)
         return to_float(colour)
+
+    def _gray_of(self, colour: np.ndarray) -> np.ndarray:
+        """float gray of a gray mode's colour values."""
+        gray = colour[..., 0] if colour.ndim == 3 else colour
+        if self.mode in ("F", "I"):
+            low, high = self.value_range
+            if (low, high) == (0, 1) and gray.dtype == np.float32:  # already a mask's values
+                return np.clip(gray, 0.0, 1.0)
+            return np.clip((gray.astype(np.float64) - low) / (high - low), 0.0, 1.0).astype(np.float32)
+        return gray.astype(np.float32) if self.mode == "1" else to_float(gray)
+
+    def brightest(self) -> np.ndarray:
+        """float32 H x W in [0, 1]: the brightest colour channel, for gray modes the gray
+        itself (a mask's values; a 24 MP gray mask is not made RGB to find its maximum)."""
+        if self.mode in GRAY_MODES:
+            return np.ascontiguousarray(self._gray_of(self.colour), dtype=np.float32)
+        return self.rgb().max(axis=2)
 
     def encode(self, rgb: np.ndarray) -> np.ndarray:
         """Colour values in this mode for float RGB pixels (N x 3): what ``colour``

@@ -351,7 +351,7 @@ def load_mask(
     if alpha is not None and alpha.min() != alpha.max():
         values = to_float(alpha)
     else:
-        values = pixels.rgb().max(axis=2)
+        values = pixels.brightest()
     height, width = values.shape
     if (width, height) != tuple(size):
         if not resize_mask:

@@ -27,6 +27,7 @@ const state = {
   current: 0,            // the version shown and edited
   undo: [], redo: [],    // {kind: "mask", mask} | {kind: "version", from, to, mask}
   hasMask: false,
+  maskChange: 0,         // counts changes to the mask: an encoding of an older one is not sent
   tool: "brush", sizePercent: 3,
   zoom: 1, panX: 0, panY: 0, fitted: true,
   fileName: "image.png",
@@ -127,11 +128,10 @@ async function openFile(file) {
   state.versions = [{ blob: file, bitmap, label: "Original", url: URL.createObjectURL(file) }];
   state.current = 0; state.undo = []; state.redo = [];
   state.fileName = file.name || "image.png";
-  for (const canvas of [pictureCanvas, beforeCanvas, maskCanvas, lassoCanvas]) {
+  for (const canvas of [pictureCanvas, beforeCanvas, lassoCanvas]) {
     canvas.width = bitmap.width; canvas.height = bitmap.height;
   }
-  maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height);
-  state.hasMask = false;
+  resetMask(bitmap.width, bitmap.height);
   beforeCtx.drawImage(bitmap, 0, 0);
   setSplit(false);
   showVersion();
@@ -206,66 +206,178 @@ function updateCursor() {
 }
 
 // ---------------------------------------------------------------- the mask and its history
-function currentMask() { return maskCtx.getImageData(0, 0, maskCanvas.width, maskCanvas.height); }
-function maskIsEmpty() { const data = currentMask().data; for (let i = 3; i < data.length; i += 4) if (data[i]) return false; return true; }
-function maskChanged() { state.hasMask = !maskIsEmpty(); refresh(); }
-function putMask(pixels) { maskCtx.putImageData(pixels, 0, 0); maskChanged(); }
-function clearMask() { maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height); maskChanged(); }
-function remember(entry) { state.undo.push(entry); if (state.undo.length > 60) state.undo.shift(); state.redo = []; }
-function rememberMask() { remember({ kind: "mask", mask: currentMask() }); }
+// The mask canvas is the photo's size (24 MP: 96 MB of pixels), so nothing that runs per
+// stroke reads all of it: an undo entry keeps the patch its change touched; `shadow` is the
+// mask as of the last history entry (what a stroke in progress painted over);
+// `state.maskBounds` is a box that holds every marked pixel; the per-pixel work of sending
+// and loading masks runs in mask-worker.js.
+const shadow = new OffscreenCanvas(1, 1), shadowCtx = shadow.getContext("2d", { willReadFrequently: true });
+const maskWorker = new Worker("/static/mask-worker.js");
+const workerCalls = new Map();
+maskWorker.onmessage = ({ data }) => {
+  const call = workerCalls.get(data.id);
+  workerCalls.delete(data.id);
+  if (data.error) call.reject(new Error(data.error)); else call.resolve(data);
+};
+async function inWorker(kind, source, extra = {}) {
+  const bitmap = await createImageBitmap(source), id = workerCalls.size + performance.now();
+  return new Promise((resolve, reject) => {
+    workerCalls.set(id, { resolve, reject });
+    maskWorker.postMessage({ id, kind, bitmap, ...extra }, [bitmap]);
+  });
+}
 
-// Undo and redo are one move between the two stacks: the entry taken from one goes
-// to the other with the mask shown now, so the way back restores it.
+// Boxes are {x, y, w, h} in whole image pixels, or null for none.
+function within(box) {
+  if (!box) return null;
+  const x0 = Math.max(0, Math.floor(box.x)), y0 = Math.max(0, Math.floor(box.y));
+  const x1 = Math.min(maskCanvas.width, Math.ceil(box.x + box.w)), y1 = Math.min(maskCanvas.height, Math.ceil(box.y + box.h));
+  return x1 > x0 && y1 > y0 ? { x: x0, y: y0, w: x1 - x0, h: y1 - y0 } : null;
+}
+function union(a, b) {
+  if (!a || !b) return a || b;
+  const x = Math.min(a.x, b.x), y = Math.min(a.y, b.y);
+  return { x, y, w: Math.max(a.x + a.w, b.x + b.w) - x, h: Math.max(a.y + a.h, b.y + b.h) - y };
+}
+function wholeMask() { return { x: 0, y: 0, w: maskCanvas.width, h: maskCanvas.height }; }
+
+// A patch is a box and the mask's pixels in it; putting it back restores that box.
+function patchOf(ctx, box) {
+  const rect = within(box);
+  return { rect, pixels: rect && ctx.getImageData(rect.x, rect.y, rect.w, rect.h) };
+}
+function putPatch({ rect, pixels }) {
+  if (!rect) return;
+  for (const ctx of [maskCtx, shadowCtx]) ctx.putImageData(pixels, rect.x, rect.y);
+  state.maskBounds = union(state.maskBounds, rect);
+}
+function syncShadow(box) {
+  const rect = within(box);
+  if (!rect) return;
+  shadowCtx.clearRect(rect.x, rect.y, rect.w, rect.h);
+  shadowCtx.drawImage(maskCanvas, rect.x, rect.y, rect.w, rect.h, rect.x, rect.y, rect.w, rect.h);
+}
+function resetMask(width, height) {
+  for (const canvas of [maskCanvas, shadow]) { canvas.width = width; canvas.height = height; }
+  state.maskBounds = null; state.hasMask = false; state.maskChange += 1;
+}
+
+// Only what is inside maskBounds can be marked, so only that is read.
+function maskIsEmpty() {
+  const rect = within(state.maskBounds);
+  if (!rect) return true;
+  const data = maskCtx.getImageData(rect.x, rect.y, rect.w, rect.h).data;
+  for (let i = 3; i < data.length; i += 4) if (data[i]) return false;
+  return true;
+}
+function maskChanged(marked = null) {
+  state.hasMask = marked ?? !maskIsEmpty();
+  if (!state.hasMask) state.maskBounds = null;
+  state.maskChange += 1;
+  encodeSoon();
+  refresh();
+}
+function clearMask() {
+  const rect = within(state.maskBounds);
+  if (rect) for (const ctx of [maskCtx, shadowCtx]) ctx.clearRect(rect.x, rect.y, rect.w, rect.h);
+  state.maskBounds = null;
+  maskChanged(false);
+}
+function remember(entry) { state.undo.push(entry); if (state.undo.length > 60) state.undo.shift(); state.redo = []; }
+// Before a change to `box` (the mask equals the shadow then): keep what is there.
+function rememberMask(box) { remember({ kind: "mask", ...patchOf(maskCtx, box) }); }
+// After a stroke: the shadow still holds what the stroke painted over.
+function commitStroke() {
+  const box = state.strokeBounds;
+  remember({ kind: "mask", ...patchOf(shadowCtx, box) });
+  syncShadow(box);
+  if (state.tool !== "eraser") state.maskBounds = union(state.maskBounds, within(box));
+  maskChanged(state.tool === "eraser" ? null : true);
+}
+function revertStroke() {
+  const rect = within(state.strokeBounds);
+  if (!rect) return;
+  maskCtx.clearRect(rect.x, rect.y, rect.w, rect.h);
+  maskCtx.drawImage(shadow, rect.x, rect.y, rect.w, rect.h, rect.x, rect.y, rect.w, rect.h);
+}
+function currentMask() { return maskCtx.getImageData(0, 0, maskCanvas.width, maskCanvas.height); }  // tests only
+
+// Undo and redo are one move between the two stacks: the entry taken from one goes to the
+// other with the pixels shown now in its box, so the way back restores them. (The stacks
+// are strict: when an entry is taken, the mask is as it was just after that change.)
 function travel(from, to) {
   if (state.job || !from.length) return;
   const entry = from.pop(), backwards = from === state.undo;
-  to.push({ ...entry, mask: currentMask() });
+  to.push({ ...entry, ...patchOf(maskCtx, entry.rect) });
   if (entry.kind === "version") {
     state.current = backwards ? entry.from : entry.to;
     showVersion(); renderHistory(); renderStages(state.versions[state.current]);
   }
-  putMask(entry.mask);
+  putPatch(entry);
+  maskChanged();
   say(entry.kind === "version" ? `${backwards ? "Back" : "Forward"} to ${state.versions[state.current].label}.`
                                : backwards ? "Undone." : "Redone.");
 }
 function undo() { travel(state.undo, state.redo); }
 function redo() { travel(state.redo, state.undo); }
+// A new version shown: the marks that made it go with it into the history, the mask is cleared.
+function showOtherVersion(from, to) {
+  remember({ kind: "version", from, to, ...patchOf(maskCtx, state.maskBounds) });
+  state.current = to; showVersion(); renderHistory(); renderStages(state.versions[to]); clearMask();
+}
 function goToVersion(index) {
   if (state.job || index === state.current) return;
-  remember({ kind: "version", from: state.current, to: index, mask: currentMask() });
-  state.current = index; showVersion(); renderHistory(); renderStages(state.versions[index]); clearMask();
+  showOtherVersion(state.current, index);
   say(`Showing ${state.versions[index].label}; new marks build on it.`);
 }
 
 function stroke(from, to, pressure) {
+  const width = brushPixels() * (pressure || 1);
   maskCtx.globalCompositeOperation = state.tool === "eraser" ? "destination-out" : "source-over";
   maskCtx.strokeStyle = MASK_COLOUR;
-  maskCtx.lineWidth = brushPixels() * (pressure || 1); maskCtx.lineCap = "round"; maskCtx.lineJoin = "round";
+  maskCtx.lineWidth = width; maskCtx.lineCap = "round"; maskCtx.lineJoin = "round";
   maskCtx.beginPath(); maskCtx.moveTo(from.x, from.y); maskCtx.lineTo(to.x, to.y); maskCtx.stroke();
+  const reach = width / 2 + 2, x = Math.min(from.x, to.x) - reach, y = Math.min(from.y, to.y) - reach;
+  state.strokeBounds = union(state.strokeBounds, { x, y, w: Math.abs(from.x - to.x) + 2 * reach, h: Math.abs(from.y - to.y) + 2 * reach });
 }
 
-// A found mask (white = remove) is added to what is already marked.
+// A mask image (white = remove) is added to what is already marked. One of another size is
+// refused, or scaled when it has the photo's shape, and the caller is told which.
 async function addMask(blob) {
-  const bitmap = await createImageBitmap(blob);
-  const scratch = new OffscreenCanvas(maskCanvas.width, maskCanvas.height).getContext("2d");
-  scratch.drawImage(bitmap, 0, 0, maskCanvas.width, maskCanvas.height);
-  const found = scratch.getImageData(0, 0, maskCanvas.width, maskCanvas.height).data;
-  rememberMask();
-  const pixels = currentMask();
-  let marked = 0;
-  for (let i = 0; i < found.length; i += 4) {
-    if (Math.max(found[i], found[i + 1], found[i + 2]) > 127 && found[i + 3] > 127) { pixels.data.set([255, 40, 40, 255], i); marked++; }
+  const probe = await createImageBitmap(blob), width = probe.width, height = probe.height;
+  probe.close();
+  const W = maskCanvas.width, H = maskCanvas.height;
+  if (width !== W || height !== H) {
+    if (Math.abs(width / height - W / H) > 0.01 * (W / H)) {
+      throw new MaskSizeError(`The mask is ${width} x ${height} but the photo is ${W} x ${H}: a mask of another shape ` +
+                              "would mark the wrong places. Nothing was added.");
+    }
   }
-  putMask(pixels);
-  return marked / (found.length / 4);
+  const found = await inWorker("overlay", blob, { width: W, height: H });
+  rememberMask(found.bounds);
+  maskCtx.globalCompositeOperation = "source-over";
+  maskCtx.drawImage(found.bitmap, 0, 0);
+  found.bitmap.close();
+  syncShadow(found.bounds);
+  state.maskBounds = union(state.maskBounds, found.bounds);
+  maskChanged();
+  return { share: found.share, scaledFrom: width !== W || height !== H ? `${width} x ${height}` : null };
 }
+class MaskSizeError extends Error {}
 
+// The mask as the server takes it, encoded as soon as a change settles (a 24 MP mask takes
+// a second), so that Remove finds it ready.
+const encoded = { change: -1, blob: null, timer: 0 };
 function maskBlob() {
-  const out = new OffscreenCanvas(maskCanvas.width, maskCanvas.height), ctx = out.getContext("2d");
-  const alpha = currentMask().data, pixels = ctx.createImageData(out.width, out.height);
-  for (let i = 0; i < alpha.length; i += 4) pixels.data.set(alpha[i + 3] ? [255, 255, 255, 255] : [0, 0, 0, 255], i);
-  ctx.putImageData(pixels, 0, 0);
-  return out.convertToBlob({ type: "image/png" });
+  if (encoded.change !== state.maskChange) {
+    encoded.change = state.maskChange;
+    encoded.blob = inWorker("encode", maskCanvas).then((answer) => answer.blob);
+  }
+  return encoded.blob;
+}
+function encodeSoon() {
+  clearTimeout(encoded.timer);
+  if (state.hasMask) encoded.timer = setTimeout(maskBlob, 250);
 }
 
 // ---------------------------------------------------------------- pointer: paint, select, pan, pinch
@@ -279,7 +391,7 @@ function touchDown(event) {
   if (event.pointerType !== "touch") return false;
   touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
   if (touches.size < 2) return false;
-  if (state.painting) { state.painting = false; putMask(state.undo.pop().mask); }  // the first finger's stroke is taken back
+  if (state.painting) { state.painting = false; revertStroke(); }  // the first finger's stroke is taken back
   if (state.selecting) { state.selecting = null; clearLasso(); }
   pinch = twoFingers();
   return true;
@@ -308,7 +420,7 @@ maskCanvas.addEventListener("pointerdown", (event) => {
   }
   const point = toImage(event);
   if (state.tool === "select") { state.selecting = { points: [point], negative: event.altKey }; drawLasso(); return; }
-  rememberMask(); state.painting = true; state.last = point;
+  state.painting = true; state.last = point; state.strokeBounds = null;
   stroke(point, point, event.pointerType === "pen" ? event.pressure * 2 : 1);
 });
 viewport.addEventListener("pointermove", (event) => {
@@ -331,7 +443,7 @@ maskCanvas.addEventListener("pointermove", (event) => {
 for (const type of ["pointerup", "pointercancel"]) {
   maskCanvas.addEventListener(type, (event) => {
     touchUp(event);
-    if (state.painting) { state.painting = false; maskChanged(); }
+    if (state.painting) { state.painting = false; commitStroke(); }
     state.panning = null;
     if (state.selecting && type === "pointerup") finishSelection();
   });
@@ -372,13 +484,22 @@ function finishSelection() {
 
 // ---------------------------------------------------------------- server work: find a mask, remove
 function startJob(what, text) {
-  const job = { what, id: null, controller: new AbortController(), generation: state.generation };
+  // The button that started the job is disabled while it runs, which drops the focus to the
+  // page; it comes back where it was (or to what the job says to work on next).
+  const job = { what, id: null, controller: new AbortController(), generation: state.generation,
+                focusAfter: document.activeElement };
   state.job = job;
   showProgress(text, 0);
   refresh();
   return job;
 }
-function endJob(job) { if (state.job === job) { state.job = null; refresh(); } }
+function endJob(job) {
+  if (state.job !== job) return;
+  state.job = null;
+  refresh();
+  const lost = !document.activeElement || document.activeElement === document.body;
+  if ((lost || job.focusAfter === maskCanvas) && job.focusAfter?.isConnected) job.focusAfter.focus({ preventScroll: true });
+}
 function stale(job) { return job.generation !== state.generation || state.job !== job; }
 function cancelJob() {
   const job = state.job;
@@ -407,7 +528,8 @@ async function findMask(options, text) {
     const response = await api("/v1/mask", { method: "POST", body: form, signal: job.controller.signal });
     const blob = await response.blob();
     if (stale(job)) return;
-    const share = await addMask(blob);
+    const { share } = await addMask(blob);
+    if (share > 0) job.focusAfter = maskCanvas;  // what to work on next: Enter there removes
     say(share > 0 ? `Marked ${(share * 100).toFixed(1)}% of the image; adjust it with the brush or eraser, then press Remove.`
                   : "Nothing was found there.");
   } catch (error) {
@@ -418,7 +540,7 @@ async function findMask(options, text) {
 async function removeMarked() {
   if (state.job || !state.hasMask) return;
   const job = startJob("remove", "Sending the image…");
-  const maskBefore = currentMask(), from = state.current, started = performance.now();
+  const from = state.current, started = performance.now();
   const notes = {}, ran = {};
   try {
     const form = imageForm({ mask: await maskBlob() });
@@ -439,7 +561,7 @@ async function removeMarked() {
     const bitmap = await createImageBitmap(blob);
     if (stale(job)) return;
     addVersion({ blob, bitmap, label: `Result ${state.versions.length}`, url: URL.createObjectURL(blob),
-                 stages: last.stages, picturesUrl: last.pictures, pictures: null }, from, maskBefore);
+                 stages: last.stages, picturesUrl: last.pictures, pictures: null }, from);
     say(describeResult(last.stages, (performance.now() - started) / 1000));
   } catch (error) {
     if (!stale(job)) say(error.name === "AbortError" ? "Cancelled: nothing changed." : `Removal failed: ${error.message}`, true);
@@ -472,16 +594,9 @@ function describeResult(stages, seconds) {
   return parts.join("; ") + ".";
 }
 
-function addVersion(version, from, maskBefore) {
+function addVersion(version, from) {
   state.versions.push(version);
-  const to = state.versions.length - 1;
-  remember({ kind: "version", from, to, mask: maskBefore });
-  state.current = to;
-  showVersion();
-  maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height);
-  maskChanged();
-  renderHistory();
-  renderStages(version);
+  showOtherVersion(from, state.versions.length - 1);
 }
 
 // ---------------------------------------------------------------- results: history strip, stage pictures
@@ -585,7 +700,13 @@ $("mask-upload").addEventListener("click", () => $("mask-file").click());
 $("mask-file").addEventListener("change", async (e) => {
   const file = e.target.files[0]; e.target.value = "";
   if (!file) return;
-  try { await addMask(file); say("Mask loaded; press Remove."); } catch { say(`"${file.name}" is not an image; no mask loaded.`, true); }
+  try {
+    const { scaledFrom } = await addMask(file);
+    maskCanvas.focus({ preventScroll: true });  // so that Enter, the next thing to press, removes
+    say(scaledFrom ? `Mask loaded, scaled from ${scaledFrom} to the photo's size; press Remove.` : "Mask loaded; press Remove.");
+  } catch (error) {
+    say(error instanceof MaskSizeError ? error.message : `"${file.name}" is not an image; no mask loaded.`, true);
+  }
 });
 $("download").addEventListener("click", () => {
   const version = state.versions[state.current], link = document.createElement("a");
@@ -594,7 +715,7 @@ $("download").addEventListener("click", () => {
 for (const tool of ["brush", "eraser", "select"]) $(tool).addEventListener("click", () => { state.tool = tool; refresh(); });
 $("find-text").addEventListener("click", () => findMask({ detect: "text" }, "Looking for text and watermarks…"));
 $("size").addEventListener("input", (e) => setSize(Number(e.target.value)));
-$("clear").addEventListener("click", () => { rememberMask(); clearMask(); });
+$("clear").addEventListener("click", () => { rememberMask(state.maskBounds); clearMask(); });
 $("undo").addEventListener("click", undo);
 $("redo").addEventListener("click", redo);
 $("zoom-in").addEventListener("click", () => { zoomAt(1.25); setSize(state.sizePercent); });
