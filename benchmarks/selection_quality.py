@@ -78,6 +78,21 @@ def deepest_point(region: np.ndarray) -> tuple[float, float]:
     return float(x), float(y)
 
 
+def user_clicks(truth: np.ndarray, seed: int, count: int = 4) -> list[tuple[float, float]]:
+    """Where users click an object: its centre (the middle of its pixels, moved onto the
+    object when that falls outside it, as on a crescent), and ``count`` more anywhere in
+    its middle part (at least 40% of its greatest depth inside), drawn at random."""
+    ys, xs = np.nonzero(truth)
+    cx, cy = xs.mean(), ys.mean()
+    nearest = int(np.argmin((xs - cx) ** 2 + (ys - cy) ** 2))
+    clicks = [(float(xs[nearest]), float(ys[nearest]))]
+    depth = cv2.distanceTransform(np.pad(truth.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    my, mx = np.nonzero(depth >= 0.4 * depth.max())
+    for index in np.random.default_rng(seed).choice(len(mx), size=count, replace=len(mx) < count):
+        clicks.append((float(mx[index]), float(my[index])))
+    return clicks
+
+
 def correction(found: np.ndarray, truth: np.ndarray) -> tuple[float, float, bool]:
     """The click a user would make next: on the largest missed part (positive) or
     the largest wrongly taken part (negative), whichever is bigger."""
@@ -103,10 +118,10 @@ def main() -> None:
     from clearfill.detect.select import select
 
     objects = json.loads((HERE / "objects.json").read_text())["objects"]
-    methods = {"box": [], "lasso": [], "click": [], "box + 1 click": []}
+    methods = {"box": [], "lasso": [], "click": [], "box + 1 click": [], "user clicks": []}
     seconds = {name: [] for name in methods}
-    rows = []
-    for entry in objects:
+    rows, too_big, user_shares = [], 0, []
+    for number, entry in enumerate(objects):
         photo = np.asarray(Image.open(PHOTOS / f"{entry['photo']}.png").convert("RGB"), np.float32) / 255
         if args.write_masks:
             mask_path(entry).parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +142,15 @@ def main() -> None:
         refined = select(photo, as_selection({"box": box, "points": [correction(first, truth)]}))
         seconds["box + 1 click"].append(time.perf_counter() - start)
         scores["box + 1 click"] = iou(refined, truth)
+        user = []
+        for x, y in user_clicks(truth, seed=number):
+            start = time.perf_counter()
+            found = select(photo, as_selection({"points": [(x, y, True)]}))
+            seconds["user clicks"].append(time.perf_counter() - start)
+            user.append(iou(found, truth))
+            too_big += found.sum() > 2 * truth.sum()
+            user_shares.append(found.mean())
+        scores["user clicks"] = float(np.mean(user))
         for name, value in scores.items():
             methods[name].append(value)
         rows.append((f"{entry['photo']}: {entry['name']}", scores))
@@ -137,6 +161,8 @@ def main() -> None:
     for name, values in methods.items():
         print(f"| {name} | {np.mean(values):.3f} | {np.median(values):.3f} | {np.mean(np.array(values) >= 0.8):.2f} "
               f"| {statistics.median(seconds[name]):.2f} |")
+    print(f"\nuser clicks: {len(user_shares)} clicks; the selection is more than twice the object for {too_big} "
+          f"of them; it marks {np.median(user_shares):.1%} of the photo (median), {max(user_shares):.1%} at most")
     print("\n| object | " + " | ".join(methods) + " |\n| --- |" + " --- |" * len(methods))
     for label, scores in rows:
         print(f"| {label} | " + " | ".join(f"{scores[name]:.2f}" for name in methods) + " |")
