@@ -461,6 +461,46 @@ def test_the_phone_layout_has_one_row_of_large_controls(browser, server_url):
     context.close()
 
 
+@pytest.mark.parametrize("width, height", [(390, 844), (844, 390)], ids=["portrait", "landscape"])
+def test_the_phone_page_never_scrolls_or_zooms_as_a_whole_only_the_photo_does(browser, server_url, width, height):
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True, is_mobile=True,
+                                  device_scale_factor=3)
+    page = context.new_page()
+    page.goto(server_url)
+    open_image(page, COFFEE)
+    page_size = "[document.documentElement.scrollWidth, document.documentElement.scrollHeight, innerWidth, innerHeight]"
+    assert page.evaluate(page_size) == [width, height, width, height]  # laid out at the phone's size (was 895 wide)
+    cdp = context.new_cdp_session(page)
+
+    def touch(kind, points):
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+            {"x": x, "y": y, "id": finger} for finger, (x, y) in enumerate(points)]})
+
+    footer = page.locator("footer").bounding_box()
+    fy = footer["y"] + footer["height"] / 2
+    touch("touchStart", [(width / 2 - 20, fy), (width / 2 + 20, fy)])  # a pinch on the footer
+    for step in range(1, 8):
+        touch("touchMove", [(width / 2 - 20 - 15 * step, fy), (width / 2 + 20 + 15 * step, fy)])
+    touch("touchEnd", [])
+    toolbar = page.locator(".toolbar").bounding_box()
+    ty = toolbar["y"] + toolbar["height"] / 2
+    touch("touchStart", [(width - 40, ty)])  # a swipe along the toolbar scrolls the toolbar
+    for step in range(1, 8):
+        touch("touchMove", [(width - 40 - 40 * step, ty)])
+    touch("touchEnd", [])
+    assert page.evaluate("[visualViewport.scale, scrollX, scrollY]") == [1, 0, 0]
+    assert page.evaluate("document.querySelector('.toolbar').scrollLeft") > 0
+    photo = page.locator("#mask").bounding_box()
+    assert photo["height"] >= (260 if height < width else 250) and photo["width"] >= min(width, 1.5 * 260) - 2
+    page.click("#help-button")
+    dialog = page.locator("#help").bounding_box()
+    assert dialog["y"] >= 0 and dialog["y"] + dialog["height"] <= height and dialog["width"] <= width
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.keyboard.press("Escape")
+    page.screenshot(path=str(ARTIFACTS / f"editor-phone-{'portrait' if height > width else 'landscape'}.png"))
+    context.close()
+
+
 def test_two_finger_pinch_zooms_and_pans_without_painting(browser, server_url):
     context = browser.new_context(viewport={"width": 1200, "height": 900}, has_touch=True)
     page = context.new_page()
