@@ -13,6 +13,9 @@ const pictureCanvas = $("picture"), beforeCanvas = $("before"), maskCanvas = $("
 const pictureCtx = pictureCanvas.getContext("2d"), beforeCtx = beforeCanvas.getContext("2d");
 const maskCtx = maskCanvas.getContext("2d", { willReadFrequently: true }), lassoCtx = lassoCanvas.getContext("2d");
 const MASK_COLOUR = "rgb(255, 40, 40)";
+// A new photo's brush: wide enough to cover a typical object in a couple of strokes, and
+// never under a fingertip on a touch screen.
+const DEFAULT_BRUSH_PERCENT = 5, LEAST_TOUCH_BRUSH = 24;  // % of the short side; screen pixels
 const STAGES = ["unblend", "mask", "remove", "crop", "resize", "refine", "stitch"];
 const STAGE_WORDS = {
   unblend: "Undoing a semi-transparent mark", mask: "Preparing the mask", remove: "Removing",
@@ -28,7 +31,7 @@ const state = {
   undo: [], redo: [],    // {kind: "mask", mask} | {kind: "version", from, to, mask}
   hasMask: false,
   maskChange: 0,         // counts changes to the mask: an encoding of an older one is not sent
-  tool: "brush", sizePercent: 3,
+  tool: "brush", sizePercent: DEFAULT_BRUSH_PERCENT, sizeChosen: false,
   zoom: 1, panX: 0, panY: 0, fitted: true,
   fileName: "image.png",
   job: null,             // {what, id, controller} while the server works for us
@@ -138,7 +141,7 @@ async function openFile(file) {
   renderHistory();
   renderStages(null);
   fit();
-  setSize(state.sizePercent);
+  setSize(state.sizeChosen ? state.sizePercent : defaultBrush());
   say(`Opened ${state.fileName} (${bitmap.width} x ${bitmap.height}). Paint over what should go, then press Remove.`);
   refresh();
 }
@@ -185,6 +188,12 @@ function toImage(event) {
 
 // ---------------------------------------------------------------- brush size and cursor
 function brushPixels() { return Math.max(1, state.sizePercent / 100 * Math.min(maskCanvas.width, maskCanvas.height)); }
+function defaultBrush() {
+  const touch = matchMedia("(pointer: coarse)").matches, short = Math.min(maskCanvas.width, maskCanvas.height);
+  const least = touch ? Math.ceil(1000 * LEAST_TOUCH_BRUSH / (short * state.zoom)) / 10 : 0;  // setSize keeps 0.1%
+  return Math.max(DEFAULT_BRUSH_PERCENT, least);
+}
+function chooseSize(percent) { state.sizeChosen = true; setSize(percent); }
 function setSize(percent) {
   state.sizePercent = Math.round(Math.max(0.2, Math.min(25, percent)) * 10) / 10;
   $("size").value = state.sizePercent;
@@ -489,11 +498,14 @@ function startJob(what, text) {
   const job = { what, id: null, controller: new AbortController(), generation: state.generation,
                 focusAfter: document.activeElement };
   state.job = job;
-  showProgress(text, 0);
+  job.started = performance.now();
+  job.clock = setInterval(() => showProgress(), 1000);  // the time moves even while a long stage runs
+  showProgress(text, what === "remove" ? 0 : null);
   refresh();
   return job;
 }
 function endJob(job) {
+  clearInterval(job.clock);
   if (state.job !== job) return;
   state.job = null;
   refresh();
@@ -506,10 +518,19 @@ function cancelJob() {
   if (!job) return;
   if (job.id) api(`/v1/jobs/${job.id}`, { method: "DELETE" }).catch(() => {});
   job.controller.abort();
+  clearInterval(job.clock);
   state.job = null;
   refresh();
 }
-function showProgress(text, percent) { $("progress-text").textContent = text; $("progress-bar").value = percent; }
+// What the job does now and how far along it is (percent; null: not known, the bar moves
+// to and fro), with the seconds since it started; called with nothing, the clock ticks.
+const shown = { text: "", percent: null };
+function showProgress(text = shown.text, percent = shown.percent) {
+  Object.assign(shown, { text, percent });
+  const seconds = state.job ? ` (${Math.floor((performance.now() - state.job.started) / 1000)} s)` : "";
+  $("progress-text").textContent = text + seconds;
+  if (percent === null) $("progress-bar").removeAttribute("value"); else $("progress-bar").value = percent;
+}
 
 function imageForm(extra = {}) {
   const form = new FormData();
@@ -550,7 +571,7 @@ async function removeMarked() {
     await readEvents(created.events, job.controller.signal, (event) => {
       if (stale(job)) return false;
       last = event;
-      followProgress(event, notes, ran, started);
+      followProgress(event, notes, ran);
       return !["done", "error", "cancelled"].includes(event.type);
     });
     if (stale(job)) return;
@@ -568,30 +589,41 @@ async function removeMarked() {
   } finally { endJob(job); }
 }
 
-function followProgress(event, notes, ran, started) {
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+function followProgress(event, notes, ran) {
   if (event.type === "queued") {
     showProgress(event.waiting ? `Waiting for ${event.waiting} earlier removal(s)…` : "Starting…", 0);
   } else if (event.type === "stage") {
     const index = Math.max(0, STAGES.indexOf(event.stage));
     if (event.status === "end") { notes[event.stage] = event.note; ran[event.stage] = event.ran; }
     const done = index + (event.status === "end" ? 1 : 0);
-    showProgress(`${STAGE_WORDS[event.stage] || event.stage}… (${seconds} s)`, 100 * done / STAGES.length);
+    showProgress(`${STAGE_WORDS[event.stage] || event.stage}…`, 100 * done / STAGES.length);
   } else if (event.type === "progress") {
     const index = Math.max(0, STAGES.indexOf(event.stage));
     const what = event.stage === "refine" ? "step" : "part";
-    showProgress(`${STAGE_WORDS[event.stage] || event.stage}: ${what} ${event.step} of ${event.total} (${seconds} s)`,
+    showProgress(`${STAGE_WORDS[event.stage] || event.stage}: ${what} ${event.step} of ${event.total}`,
                  100 * (index + event.step / Math.max(1, event.total)) / STAGES.length);
   }
 }
 
+// The status line says what a person needs; the engine's own words stay in "How it was made".
+const FILLS = {
+  exemplar: "Filled from the photo itself", lama: "Filled by LaMa", "big-lama": "Filled by LaMa",
+  telea: "Filled by smoothing in from the edges", ns: "Filled by smoothing in from the edges",
+};
 function describeResult(stages, seconds) {
   const byName = Object.fromEntries(stages.map((s) => [s.name, s]));
-  const parts = [`Done in ${seconds.toFixed(1)} s`];
-  if (byName.unblend?.ran) parts.push(byName.unblend.note);
-  if (byName.remove?.ran) parts.push(`removed with ${byName.remove.note}`);
-  if (byName.refine) parts.push(byName.refine.ran ? `refined: ${byName.refine.note}` : `refine skipped: ${byName.refine.note}`);
-  return parts.join("; ") + ".";
+  const parts = [`Done in ${seconds.toFixed(1)} s.`];
+  if (byName.unblend?.ran) parts.push("A see-through mark was lifted off the photo beneath.");
+  if (byName.remove?.ran) {
+    const method = Object.keys(FILLS).find((name) => byName.remove.note.startsWith(name));
+    parts.push(method ? `${FILLS[method]}.` : "Filled.");
+  }
+  const refine = byName.refine;
+  if (refine?.ran) parts.push("Then the detail pass polished it.");
+  else if (refine && /is none|weights|not found|download/i.test(refine.note)) {
+    parts.push("The detail pass needs model weights (see “How it was made”).");
+  } else if (refine && /CPU/.test(refine.note)) parts.push("The detail pass needs a GPU, so it did not run.");
+  return parts.join(" ");
 }
 
 function addVersion(version, from) {
@@ -714,7 +746,7 @@ $("download").addEventListener("click", () => {
 });
 for (const tool of ["brush", "eraser", "select"]) $(tool).addEventListener("click", () => { state.tool = tool; refresh(); });
 $("find-text").addEventListener("click", () => findMask({ detect: "text" }, "Looking for text and watermarks…"));
-$("size").addEventListener("input", (e) => setSize(Number(e.target.value)));
+$("size").addEventListener("input", (e) => chooseSize(Number(e.target.value)));
 $("clear").addEventListener("click", () => { rememberMask(state.maskBounds); clearMask(); });
 $("undo").addEventListener("click", undo);
 $("redo").addEventListener("click", redo);
@@ -758,8 +790,8 @@ document.addEventListener("keydown", (e) => {
   else if (key === "Escape") { if (state.job) { cancelJob(); say("Cancelled: nothing changed."); } else if (state.selecting) { state.selecting = null; clearLasso(); } else { fit(); setSize(state.sizePercent); } }
   else if (key === "\\" && !e.repeat) startCompare();
   else if (key === "?") $("help").showModal();
-  else if (key === "[") setSize(state.sizePercent / 1.2);
-  else if (key === "]") setSize(state.sizePercent * 1.2);
+  else if (key === "[") chooseSize(state.sizePercent / 1.2);
+  else if (key === "]") chooseSize(state.sizePercent * 1.2);
   else if (key === "+" || key === "=") { zoomAt(1.25); setSize(state.sizePercent); }
   else if (key === "-") { zoomAt(1 / 1.25); setSize(state.sizePercent); }
   else if (key === "0") { fit(); setSize(state.sizePercent); }
