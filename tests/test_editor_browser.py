@@ -143,7 +143,10 @@ def test_opening_an_image_resets_everything_and_drops_removals_in_flight(page, o
     assert page.is_enabled("#download") and page.locator("#history li").count() == 2
     assert page.is_visible("#stages-button")
 
-    open_image(page, other_photo)
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    open_image(page, other_photo)  # the result was never downloaded: asked, and the user agrees
+    assert len(asked) == 1
     assert page.evaluate("window.clearfill.state.versions.length") == 1
     assert page.is_disabled("#download") and page.is_disabled("#compare") and page.is_disabled("#undo")
     assert page.locator("#history li").count() == 0 and not page.is_visible("#stages-button")
@@ -676,3 +679,36 @@ def test_the_clock_ticks_inside_a_long_stage_and_select_shows_a_moving_bar(page,
     page.mouse.click(*image_point(page, 1480, 1000))
     assert page.evaluate("document.getElementById('progress-bar').hasAttribute('value')") is False
     page.wait_for_function("!window.clearfill.state.job", timeout=60_000)
+
+
+def test_a_new_photo_asks_before_dropping_results_and_a_pasted_image_opens(page, other_photo):
+    open_image(page, COFFEE)
+    paint(page, SPOON)
+    remove_and_wait(page)
+    asked = []
+
+    def answer(dialog, accept):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.set_input_files("#open", str(other_photo))
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Kept the results')")
+    assert asked and "not downloaded" in asked[0]
+    assert page.evaluate("window.clearfill.state.versions.length") == 2  # nothing lost
+    with page.expect_download():
+        page.click("#download")
+    open_image(page, other_photo)  # downloaded: no question
+    assert len(asked) == 1 and page.evaluate("[window.clearfill.state.versions.length, "
+                                             "document.getElementById('mask').width]") == [1, 500]
+    # an image pasted onto the page opens it
+    encoded = base64.b64encode(COFFEE.read_bytes()).decode()
+    generation = page.evaluate("window.clearfill.state.generation")
+    page.evaluate(f"""(() => {{
+        const bytes = Uint8Array.from(atob('{encoded}'), c => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], 'pasted.png', {{ type: 'image/png' }}));
+        document.dispatchEvent(new ClipboardEvent('paste', {{ clipboardData: data, bubbles: true }}));
+    }})()""")
+    page.wait_for_function(f"window.clearfill.state.generation > {generation}")
+    assert page.evaluate("document.getElementById('mask').width") == 600 and "pasted.png" in page.inner_text("#status")

@@ -30,6 +30,7 @@ const state = {
   current: 0,            // the version shown and edited
   undo: [], redo: [],    // {kind: "mask", mask} | {kind: "version", from, to, mask}
   hasMask: false,
+  downloaded: 0,         // the newest version downloaded (0: none but the original)
   maskChange: 0,         // counts changes to the mask: an encoding of an older one is not sent
   tool: "brush", sizePercent: DEFAULT_BRUSH_PERCENT, sizeChosen: false,
   zoom: 1, panX: 0, panY: 0, fitted: true,
@@ -125,11 +126,12 @@ async function openFile(file) {
   }
   const problem = sizeProblem(bitmap.width, bitmap.height, file.size);
   if (problem) { bitmap.close(); say(problem, true); return; }
+  if (!mayDropResults()) { bitmap.close(); say("Kept the results you have; nothing was opened."); return; }
   cancelJob();
   state.generation += 1;
   for (const version of state.versions) URL.revokeObjectURL(version.url);
   state.versions = [{ blob: file, bitmap, label: "Original", url: URL.createObjectURL(file) }];
-  state.current = 0; state.undo = []; state.redo = [];
+  state.current = 0; state.undo = []; state.redo = []; state.downloaded = 0;
   state.fileName = file.name || "image.png";
   for (const canvas of [pictureCanvas, beforeCanvas, lassoCanvas]) {
     canvas.width = bitmap.width; canvas.height = bitmap.height;
@@ -144,6 +146,14 @@ async function openFile(file) {
   setSize(state.sizeChosen ? state.sizePercent : defaultBrush());
   say(`Opened ${state.fileName} (${bitmap.width} x ${bitmap.height}). Paint over what should go, then press Remove.`);
   refresh();
+}
+
+// Results never downloaded are not dropped without asking.
+function mayDropResults() {
+  const unsaved = state.versions.length - 1 - state.downloaded;
+  if (unsaved <= 0) return true;
+  return confirm(`Open another photo? ${unsaved === 1 ? "A result" : `${unsaved} results`} of this one ` +
+                 "not downloaded yet will be lost.");
 }
 
 function showVersion() {
@@ -743,6 +753,7 @@ $("mask-file").addEventListener("change", async (e) => {
 $("download").addEventListener("click", () => {
   const version = state.versions[state.current], link = document.createElement("a");
   link.href = version.url; link.download = `clearfill-${state.fileName}`; link.click();
+  state.downloaded = state.versions.length - 1;  // what this result was built from is in it
 });
 for (const tool of ["brush", "eraser", "select"]) $(tool).addEventListener("click", () => { state.tool = tool; refresh(); });
 $("find-text").addEventListener("click", () => findMask({ detect: "text" }, "Looking for text and watermarks…"));
@@ -770,6 +781,12 @@ handle.addEventListener("pointerup", () => { delete handle.dataset.dragging; });
 handle.addEventListener("keydown", (e) => {
   const step = { ArrowLeft: -2, ArrowRight: 2, Home: -100, End: 100 }[e.key];
   if (step !== undefined) { e.preventDefault(); state.splitAt = Math.max(0, Math.min(100, state.splitAt + step)); placeDivider(); }
+});
+// Pasting an image (a screenshot, a copied photo) opens it.
+document.addEventListener("paste", (e) => {
+  if (typing(e.target)) return;
+  const file = [...(e.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
+  if (file) { e.preventDefault(); openFile(file); }
 });
 viewport.addEventListener("dragover", (e) => e.preventDefault());
 viewport.addEventListener("drop", (e) => { e.preventDefault(); openFile(e.dataTransfer.files[0]); });
