@@ -701,6 +701,19 @@ def test_a_new_photo_asks_before_dropping_results_and_a_pasted_image_opens(page,
     open_image(page, other_photo)  # downloaded: no question
     assert len(asked) == 1 and page.evaluate("[window.clearfill.state.versions.length, "
                                              "document.getElementById('mask').width]") == [1, 500]
+    # a result downloaded after going back to an earlier one leaves the later one unsaved
+    open_image(page, COFFEE)
+    for stroke in (SPOON, CUP_HANDLE):
+        paint(page, stroke)
+        remove_and_wait(page)
+    page.click("#history li:nth-child(2) button")  # back to the first result
+    with page.expect_download():
+        page.click("#download")
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.set_input_files("#open", str(other_photo))
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Kept the results')")
+    assert len(asked) == 2 and "A result" in asked[1]
+    page.once("dialog", lambda dialog: answer(dialog, True))
     # an image pasted onto the page opens it
     encoded = base64.b64encode(COFFEE.read_bytes()).decode()
     generation = page.evaluate("window.clearfill.state.generation")

@@ -753,7 +753,7 @@ $("mask-file").addEventListener("change", async (e) => {
 $("download").addEventListener("click", () => {
   const version = state.versions[state.current], link = document.createElement("a");
   link.href = version.url; link.download = `clearfill-${state.fileName}`; link.click();
-  state.downloaded = state.versions.length - 1;  // what this result was built from is in it
+  state.downloaded = Math.max(state.downloaded, state.current);  // and what it was built from is in it
 });
 for (const tool of ["brush", "eraser", "select"]) $(tool).addEventListener("click", () => { state.tool = tool; refresh(); });
 $("find-text").addEventListener("click", () => findMask({ detect: "text" }, "Looking for text and watermarks…"));
