@@ -725,3 +725,72 @@ def test_a_new_photo_asks_before_dropping_results_and_a_pasted_image_opens(page,
     }})()""")
     page.wait_for_function(f"window.clearfill.state.generation > {generation}")
     assert page.evaluate("document.getElementById('mask').width") == 600 and "pasted.png" in page.inner_text("#status")
+
+
+def test_remove_on_release_runs_each_stroke_and_queues_strokes_made_meanwhile(browser, server_url, tmp_path):
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    touch_page = phone.new_page()
+    touch_page.goto(server_url)
+    assert touch_page.is_checked("#auto-remove")  # on by default on a touch screen
+    phone.close()
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(server_url)
+    assert not page.is_checked("#auto-remove")  # and off with a mouse
+    large = tmp_path / "coffee-1200.png"  # large enough that a removal lasts while the next stroke is made
+    Image.open(COFFEE).convert("RGB").resize((1200, 800), Image.Resampling.LANCZOS).save(large)
+    scaled = lambda points: [(x * 2, y * 2) for x, y in points]  # noqa: E731
+    open_image(page, large)
+    page.check("#auto-remove")
+    paint(page, scaled(SPOON))
+    assert page.evaluate("window.clearfill.state.job?.what") == "remove"  # the stroke's end ran Remove
+    paint(page, scaled(CUP_HANDLE))
+    assert page.evaluate("window.clearfill.state.queued.length") == 1 and "waits" in page.inner_text("#status")
+    page.wait_for_function("window.clearfill.state.versions.length === 3 && !window.clearfill.state.job",
+                           timeout=120_000)
+    results = [page.evaluate(f"""(async () => {{
+        const bitmap = window.clearfill.state.versions[{i}].bitmap, canvas = new OffscreenCanvas(1200, 800);
+        canvas.getContext('2d').drawImage(bitmap, 0, 0);
+        return [...canvas.getContext('2d').getImageData(0, 0, 1200, 800).data];
+    }})()""") for i in range(3)]
+    original, first, second = (np.array(r, np.int16).reshape(800, 1200, 4)[..., :3] for r in results)
+    handle, spoon = near(scaled(CUP_HANDLE), (800, 1200), 10), near(scaled(SPOON), (800, 1200), 10)
+    assert np.abs(first - original)[handle].max() == 0  # the first removal had only the spoon
+    assert np.abs(first - original)[spoon].mean() > 5
+    assert np.abs(second - first)[handle].mean() > 5  # the queued stroke was removed next
+    assert not page.evaluate("window.clearfill.state.hasMask")
+    # cancelled while a stroke waits: the stroke becomes a mark, nothing more runs
+    paint(page, scaled(SPOON))
+    paint(page, scaled(CUP_HANDLE))
+    page.click("#cancel")
+    page.wait_for_function("!window.clearfill.state.job")
+    assert page.evaluate("[window.clearfill.state.versions.length, window.clearfill.state.hasMask, "
+                         "window.clearfill.state.queued.length]") == [3, True, 0]
+    assert "press Remove" in page.inner_text("#status")
+    page.close()
+
+
+def test_copy_puts_the_result_shown_on_the_clipboard_as_png(browser, server_url, tmp_path):
+    context = browser.new_context(viewport={"width": 1440, "height": 900},
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(server_url)
+    photo = tmp_path / "coffee.jpg"  # a JPEG result: the clipboard takes PNG, so it is re-encoded
+    Image.open(COFFEE).convert("RGB").save(photo, quality=95)
+    open_image(page, photo)
+    assert page.is_disabled("#copy")  # nothing to copy but the photo itself
+    paint(page, SPOON)
+    remove_and_wait(page)
+    page.click("#copy")
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Copied')")
+    copied = page.evaluate("""(async () => {
+        const item = (await navigator.clipboard.read())[0], blob = await item.getType('image/png');
+        const bitmap = await createImageBitmap(blob), canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+        canvas.getContext('2d').drawImage(bitmap, 0, 0);
+        return [bitmap.width, bitmap.height, [...canvas.getContext('2d').getImageData(0, 0, bitmap.width, bitmap.height).data]];
+    })()""")
+    width, height, pixels = copied
+    assert (width, height) == (600, 400)
+    pasted = np.array(pixels, np.int16).reshape(400, 600, 4)[..., :3]
+    assert np.abs(pasted - canvas_pixels(page)).max() <= 2  # the result shown, not the photo
+    assert np.abs(pasted - np.asarray(Image.open(photo).convert("RGB"), np.int16))[near(SPOON, (400, 600), 8)].mean() > 5
+    context.close()

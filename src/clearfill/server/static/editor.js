@@ -40,6 +40,12 @@ const state = {
   pointer: null,         // last pointer position over the viewport (client coordinates)
   spaceHeld: false, painting: false, panning: null, last: null, selecting: null,
   split: false, splitAt: 50, comparing: false,
+  // Remove on release (on by default on touch screens, like Magic Eraser): a brush stroke's
+  // end runs Remove; strokes made while a removal runs wait in `queued` (lists of segments,
+  // shown on the lasso layer) and are marked, then removed, when it ends.
+  autoRemove: localStorage.getItem("clearfill.autoRemove") === null ? matchMedia("(pointer: coarse)").matches
+                                                                     : localStorage.getItem("clearfill.autoRemove") === "1",
+  queued: [], queuing: null,
 };
 
 // ---------------------------------------------------------------- status and modes
@@ -57,6 +63,7 @@ function refresh() {
   enable("redo", idle && state.redo.length > 0);
   enable("remove", idle && state.hasMask);
   enable("download", idle && state.current > 0);
+  enable("copy", idle && state.current > 0);
   for (const id of ["zoom-in", "zoom-out", "zoom-fit"]) enable(id, hasImage);
   enable("compare", hasImage && state.current > 0);
   enable("split", hasImage && state.current > 0);
@@ -129,6 +136,7 @@ async function openFile(file) {
   if (!mayDropResults()) { bitmap.close(); say("Kept the results you have; nothing was opened."); return; }
   cancelJob();
   state.generation += 1;
+  state.queued = []; state.queuing = null;
   for (const version of state.versions) URL.revokeObjectURL(version.url);
   state.versions = [{ blob: file, bitmap, label: "Original", url: URL.createObjectURL(file) }];
   state.current = 0; state.undo = []; state.redo = []; state.downloaded = 0;
@@ -215,7 +223,7 @@ function setSize(percent) {
 }
 function updateCursor() {
   const cursor = $("cursor"), pointer = state.pointer;
-  const show = pointer && pointer.overCanvas && state.versions.length && !state.job && !state.spaceHeld &&
+  const show = pointer && pointer.overCanvas && state.versions.length && (!state.job || mayQueue()) && !state.spaceHeld &&
     (state.tool === "brush" || state.tool === "eraser");
   cursor.hidden = !show;
   if (!show) return;
@@ -306,12 +314,12 @@ function remember(entry) { state.undo.push(entry); if (state.undo.length > 60) s
 // Before a change to `box` (the mask equals the shadow then): keep what is there.
 function rememberMask(box) { remember({ kind: "mask", ...patchOf(maskCtx, box) }); }
 // After a stroke: the shadow still holds what the stroke painted over.
-function commitStroke() {
+function commitStroke(erase = state.tool === "eraser") {
   const box = state.strokeBounds;
   remember({ kind: "mask", ...patchOf(shadowCtx, box) });
   syncShadow(box);
-  if (state.tool !== "eraser") state.maskBounds = union(state.maskBounds, within(box));
-  maskChanged(state.tool === "eraser" ? null : true);
+  if (!erase) state.maskBounds = union(state.maskBounds, within(box));
+  maskChanged(erase ? null : true);
 }
 function revertStroke() {
   const rect = within(state.strokeBounds);
@@ -350,14 +358,42 @@ function goToVersion(index) {
   say(`Showing ${state.versions[index].label}; new marks build on it.`);
 }
 
-function stroke(from, to, pressure) {
-  const width = brushPixels() * (pressure || 1);
-  maskCtx.globalCompositeOperation = state.tool === "eraser" ? "destination-out" : "source-over";
-  maskCtx.strokeStyle = MASK_COLOUR;
-  maskCtx.lineWidth = width; maskCtx.lineCap = "round"; maskCtx.lineJoin = "round";
-  maskCtx.beginPath(); maskCtx.moveTo(from.x, from.y); maskCtx.lineTo(to.x, to.y); maskCtx.stroke();
+// A segment is {from, to, width, erase}: a piece of a stroke with the brush it was made with.
+function drawSegment(ctx, { from, to, width, erase }) {
+  ctx.globalCompositeOperation = erase ? "destination-out" : "source-over";
+  ctx.strokeStyle = MASK_COLOUR;
+  ctx.lineWidth = width; ctx.lineCap = "round"; ctx.lineJoin = "round";
+  ctx.beginPath(); ctx.moveTo(from.x, from.y); ctx.lineTo(to.x, to.y); ctx.stroke();
+}
+function markSegment(segment) {
+  const { from, to, width } = segment;
+  drawSegment(maskCtx, segment);
   const reach = width / 2 + 2, x = Math.min(from.x, to.x) - reach, y = Math.min(from.y, to.y) - reach;
   state.strokeBounds = union(state.strokeBounds, { x, y, w: Math.abs(from.x - to.x) + 2 * reach, h: Math.abs(from.y - to.y) + 2 * reach });
+}
+function stroke(from, to, pressure) {
+  const segment = { from, to, width: brushPixels() * (pressure || 1), erase: state.tool === "eraser" };
+  if (state.queuing) { state.queuing.push(segment); drawSegment(lassoCtx, segment); } else markSegment(segment);
+}
+
+// Strokes made while a removal runs wait on the lasso layer; when it ends they become marks
+// (each its own undo step) on the result, and Remove runs again unless it was cancelled.
+function mayQueue() { return state.autoRemove && state.job?.what === "remove"; }
+function drawQueued() {
+  clearLasso();
+  for (const segments of [...state.queued, state.queuing || []]) segments.forEach((s) => drawSegment(lassoCtx, s));
+}
+function markQueued(removeThem) {
+  const strokes = state.queued;
+  state.queued = []; state.queuing = null; clearLasso();
+  if (!strokes.length) return;
+  for (const segments of strokes) {
+    state.strokeBounds = null;
+    segments.forEach(markSegment);
+    commitStroke(segments[0].erase);
+  }
+  if (removeThem && state.hasMask) removeMarked();
+  else if (state.hasMask) say("The strokes made meanwhile are marked; press Remove when ready.");
 }
 
 // A mask image (white = remove) is added to what is already marked. One of another size is
@@ -410,7 +446,10 @@ function touchDown(event) {
   if (event.pointerType !== "touch") return false;
   touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
   if (touches.size < 2) return false;
-  if (state.painting) { state.painting = false; revertStroke(); }  // the first finger's stroke is taken back
+  if (state.painting) {  // the first finger's stroke is taken back
+    state.painting = false;
+    if (state.queuing) { state.queuing = null; drawQueued(); } else revertStroke();
+  }
   if (state.selecting) { state.selecting = null; clearLasso(); }
   pinch = twoFingers();
   return true;
@@ -430,7 +469,7 @@ function touchMove(event) {
 function touchUp(event) { touches.delete(event.pointerId); if (touches.size === 0) pinch = null; }
 
 maskCanvas.addEventListener("pointerdown", (event) => {
-  if (!state.versions.length || state.job) return;
+  if (!state.versions.length || (state.job && !(mayQueue() && state.tool !== "select"))) return;
   maskCanvas.setPointerCapture(event.pointerId);
   maskCanvas.focus({ preventScroll: true });
   if (touchDown(event)) return;
@@ -440,6 +479,7 @@ maskCanvas.addEventListener("pointerdown", (event) => {
   const point = toImage(event);
   if (state.tool === "select") { state.selecting = { points: [point], negative: event.altKey }; drawLasso(); return; }
   state.painting = true; state.last = point; state.strokeBounds = null;
+  state.queuing = state.job ? [] : null;
   stroke(point, point, event.pointerType === "pen" ? event.pressure * 2 : 1);
 });
 viewport.addEventListener("pointermove", (event) => {
@@ -462,10 +502,19 @@ maskCanvas.addEventListener("pointermove", (event) => {
 for (const type of ["pointerup", "pointercancel"]) {
   maskCanvas.addEventListener(type, (event) => {
     touchUp(event);
-    if (state.painting) { state.painting = false; commitStroke(); }
+    if (state.painting) { state.painting = false; endStroke(); }
     state.panning = null;
     if (state.selecting && type === "pointerup") finishSelection();
   });
+}
+function endStroke() {
+  if (state.queuing) {
+    state.queued.push(state.queuing); state.queuing = null;
+    say(`${state.queued.length === 1 ? "A stroke waits" : `${state.queued.length} strokes wait`} for the removal running now.`);
+    return;
+  }
+  commitStroke();
+  if (state.autoRemove && state.tool === "brush") removeMarked();
 }
 maskCanvas.addEventListener("contextmenu", (event) => event.preventDefault());
 viewport.addEventListener("wheel", (event) => {
@@ -528,6 +577,7 @@ function cancelJob() {
   if (!job) return;
   if (job.id) api(`/v1/jobs/${job.id}`, { method: "DELETE" }).catch(() => {});
   job.controller.abort();
+  job.cancelled = true;
   clearInterval(job.clock);
   state.job = null;
   refresh();
@@ -585,7 +635,7 @@ async function removeMarked() {
       return !["done", "error", "cancelled"].includes(event.type);
     });
     if (stale(job)) return;
-    if (!last || last.type === "cancelled") { say("Cancelled: nothing changed."); return; }
+    if (!last || last.type === "cancelled") { job.cancelled = true; say("Cancelled: nothing changed."); return; }
     if (last.type === "error") throw new Error(last.error);
     // The result alone: the stage pictures wait until someone opens "How it was made".
     const blob = await (await api(last.result, { signal: job.controller.signal })).blob();
@@ -596,7 +646,10 @@ async function removeMarked() {
     say(describeResult(last.stages, (performance.now() - started) / 1000));
   } catch (error) {
     if (!stale(job)) say(error.name === "AbortError" ? "Cancelled: nothing changed." : `Removal failed: ${error.message}`, true);
-  } finally { endJob(job); }
+  } finally {
+    endJob(job);
+    if (job.generation === state.generation && !state.job) markQueued(!job.cancelled && state.autoRemove);
+  }
 }
 
 function followProgress(event, notes, ran) {
@@ -755,6 +808,29 @@ $("download").addEventListener("click", () => {
   link.href = version.url; link.download = `clearfill-${state.fileName}`; link.click();
   state.downloaded = Math.max(state.downloaded, state.current);  // and what it was built from is in it
 });
+// Clipboards take PNG: a JPEG result is re-encoded (the promise lets the copy start at once,
+// inside the click that asked for it).
+async function copyResult() {
+  const version = state.versions[state.current];
+  const png = version.blob.type === "image/png" ? Promise.resolve(version.blob) : (async () => {
+    const canvas = new OffscreenCanvas(version.bitmap.width, version.bitmap.height);
+    canvas.getContext("2d").drawImage(version.bitmap, 0, 0);
+    return canvas.convertToBlob({ type: "image/png" });
+  })();
+  try {
+    await navigator.clipboard.write([new ClipboardItem({ "image/png": png })]);
+    say(`Copied ${version.label}; paste it into another app.`);
+  } catch (error) {
+    say(`Could not copy (${error.message}); Download saves it instead.`, true);
+  }
+}
+$("copy").addEventListener("click", copyResult);
+$("auto-remove").checked = state.autoRemove;
+$("auto-remove").addEventListener("change", (e) => {
+  state.autoRemove = e.target.checked;
+  localStorage.setItem("clearfill.autoRemove", state.autoRemove ? "1" : "0");
+  if (!state.autoRemove && state.queued.length && !state.job) markQueued(false);
+});
 for (const tool of ["brush", "eraser", "select"]) $(tool).addEventListener("click", () => { state.tool = tool; refresh(); });
 $("find-text").addEventListener("click", () => findMask({ detect: "text" }, "Looking for text and watermarks…"));
 $("size").addEventListener("input", (e) => chooseSize(Number(e.target.value)));
@@ -801,6 +877,7 @@ document.addEventListener("keydown", (e) => {
   if (key === " " && overImage()) { e.preventDefault(); state.spaceHeld = true; updateCursor(); return; }
   if (command && lower === "z") { e.preventDefault(); e.shiftKey ? redo() : undo(); return; }
   if (command && lower === "y") { e.preventDefault(); redo(); return; }
+  if (command && lower === "c" && !$("copy").disabled && !String(getSelection())) { e.preventDefault(); copyResult(); return; }
   if (command || e.altKey) return;
   const onButton = e.target.tagName === "BUTTON" || e.target.tagName === "SUMMARY";
   if (key === "Enter" && !onButton) { e.preventDefault(); removeMarked(); }
