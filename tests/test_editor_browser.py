@@ -118,6 +118,18 @@ def canvas_pixels(page, canvas="picture"):
     return np.asarray(Image.open(stdio.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB"))
 
 
+def bitmap_pixels(page, bitmap):
+    """The pixels of an ImageBitmap (a JS expression, ``await`` allowed), as PNG through a data URL."""
+    data_url = page.evaluate(f"""(async () => {{
+        const bitmap = {bitmap}, canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+        canvas.getContext('2d').drawImage(bitmap, 0, 0);
+        const blob = await canvas.convertToBlob({{ type: 'image/png' }});
+        const reader = new FileReader();
+        return new Promise((done) => {{ reader.onload = () => done(reader.result); reader.readAsDataURL(blob) }});
+    }})()""")
+    return np.asarray(Image.open(stdio.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB"), np.int16)
+
+
 def near(points, shape, reach):
     """bool mask of pixels within ``reach`` of the polyline through ``points``."""
     layer = Image.new("L", (shape[1], shape[0]), 0)
@@ -747,12 +759,7 @@ def test_remove_on_release_runs_each_stroke_and_queues_strokes_made_meanwhile(br
     assert page.evaluate("window.clearfill.state.queued.length") == 1 and "waits" in page.inner_text("#status")
     page.wait_for_function("window.clearfill.state.versions.length === 3 && !window.clearfill.state.job",
                            timeout=120_000)
-    results = [page.evaluate(f"""(async () => {{
-        const bitmap = window.clearfill.state.versions[{i}].bitmap, canvas = new OffscreenCanvas(1200, 800);
-        canvas.getContext('2d').drawImage(bitmap, 0, 0);
-        return [...canvas.getContext('2d').getImageData(0, 0, 1200, 800).data];
-    }})()""") for i in range(3)]
-    original, first, second = (np.array(r, np.int16).reshape(800, 1200, 4)[..., :3] for r in results)
+    original, first, second = (bitmap_pixels(page, f"window.clearfill.state.versions[{i}].bitmap") for i in range(3))
     handle, spoon = near(scaled(CUP_HANDLE), (800, 1200), 10), near(scaled(SPOON), (800, 1200), 10)
     assert np.abs(first - original)[handle].max() == 0  # the first removal had only the spoon
     assert np.abs(first - original)[spoon].mean() > 5
@@ -782,15 +789,10 @@ def test_copy_puts_the_result_shown_on_the_clipboard_as_png(browser, server_url,
     remove_and_wait(page)
     page.click("#copy")
     page.wait_for_function("document.getElementById('status').textContent.startsWith('Copied')")
-    copied = page.evaluate("""(async () => {
-        const item = (await navigator.clipboard.read())[0], blob = await item.getType('image/png');
-        const bitmap = await createImageBitmap(blob), canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-        canvas.getContext('2d').drawImage(bitmap, 0, 0);
-        return [bitmap.width, bitmap.height, [...canvas.getContext('2d').getImageData(0, 0, bitmap.width, bitmap.height).data]];
-    })()""")
-    width, height, pixels = copied
-    assert (width, height) == (600, 400)
-    pasted = np.array(pixels, np.int16).reshape(400, 600, 4)[..., :3]
+    copied = "await (await navigator.clipboard.read())[0].getType('image/png')"
+    pasted = bitmap_pixels(page, f"await createImageBitmap({copied})")
+    assert pasted.shape == (400, 600, 3)
     assert np.abs(pasted - canvas_pixels(page)).max() <= 2  # the result shown, not the photo
-    assert np.abs(pasted - np.asarray(Image.open(photo).convert("RGB"), np.int16))[near(SPOON, (400, 600), 8)].mean() > 5
+    original = np.asarray(Image.open(photo).convert("RGB"), np.int16)
+    assert np.abs(pasted - original)[near(SPOON, (400, 600), 8)].mean() > 5
     context.close()
