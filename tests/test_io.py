@@ -192,6 +192,22 @@ def test_masks_from_gray_one_bit_colour_and_alpha(tmp_path):
         assert np.array_equal(values >= 0.5, disk), name
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("depth", [8, 16])
+def test_a_soft_colour_mask_is_its_brightest_channel(tmp_path, rng, channels, depth):
+    """Each pixel's brightest colour channel, exactly, at either depth (the channels are
+    compared as integers, so no rounding differs from the float maximum)."""
+    top = 2**depth - 1
+    colour = (rng.random((H, W, channels)) * top).astype(np.uint8 if depth == 8 else np.uint16)
+    if channels == 4:
+        colour[..., 3] = top  # opaque: the colour is the mask, not the alpha
+    path = tmp_path / "soft.png"
+    cv2.imwrite(str(path), colour[..., [2, 1, 0, 3][:channels]])
+    values = io.load_mask(path, (W, H))
+    expected = colour[..., :3].astype(np.float64).max(axis=2) / top
+    assert values.dtype == np.float32 and np.allclose(values, expected, atol=1e-6)
+
+
 def test_mask_size_mismatch_is_an_error_unless_resize_is_asked(tmp_path):
     Image.fromarray(disk_mask(H // 2, W // 2, 15, 12, 4)).save(tmp_path / "small.png")
     with pytest.raises(InvalidInputError, match=r"^the mask is 32x24 but the image is 64x48$") as error:
