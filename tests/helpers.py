@@ -39,7 +39,7 @@ def process_or_die(item):
     return local._process(item)
 
 
-def busy_in_native_code(seconds, progress):
+def busy_in_native_code(seconds, progress, deliver=None):
     """A removal that never reports progress (one long native call): only killing its
     worker stops it early. Module-level, so a spawned worker process can import it."""
     import time

@@ -81,3 +81,44 @@ def test_result_config_is_the_config_that_ran():
         clearfill.remove(image, mask, "fast", pipeline=pipeline)
     with pytest.raises(InvalidConfigError, match="either a pipeline or a preset"):
         clearfill.remove(image, mask, pipeline=pipeline, **{"crop.padding": 32})
+
+
+def test_pictures_made_after_the_run_are_those_made_as_each_stage_ended():
+    """A caller may hand the output over first and make the stage pictures after: from
+    the final state they are the same, the unblend stage's (which replaces image and
+    mask) included."""
+    from clearfill.detect.marks import Overlay
+    from clearfill.pipeline import State
+
+    rng = np.random.default_rng(2)
+    image = photo_like(rng, 48, 64).astype(np.float32) / 255
+    mask = (disk_mask(48, 64, 30, 24, 8) > 0).astype(np.float32)
+    alpha = np.zeros((48, 64), np.float32)
+    alpha[20:28, 10:50] = 0.4
+    marked = image * (1 - alpha[..., None]) + 0.4 * alpha[..., None]
+    overlay = Overlay(alpha=alpha, colour=np.ones(3, np.float32), opacity=0.4)
+    pipeline = build_pipeline(PRESETS["fast"])
+
+    def run(**keep):
+        return pipeline.run(State(image=marked, mask=mask, seed=1, overlay=overlay), **keep)
+
+    during = run(keep_pictures=True, picture_side=40).pictures
+    later = pipeline.pictures(run(), side=40)
+    assert {"unblend", "mask", "remove", "stitch"} <= set(during) and set(later) == set(during)
+    for name, picture in during.items():
+        assert np.array_equal(later[name], picture), name
+    assert max(later["stitch"].shape[:2]) == 40
+
+
+def test_stage_pictures_can_wait_until_asked_for():
+    rng = np.random.default_rng(3)
+    image, mask = photo_like(rng, 48, 64), disk_mask(48, 64, 30, 24, 8)
+    kept = clearfill.remove(image, mask, "offline", keep_stages=True)
+    later = clearfill.remove(image, mask, "offline", keep_stages="later")
+    assert later.stage_pictures == {} and np.array_equal(later.pixels, kept.pixels)
+    made = later.make_stage_pictures()
+    assert made is later.stage_pictures and made.keys() == kept.stage_pictures.keys()
+    assert all(np.array_equal(made[name], kept.stage_pictures[name]) for name in made)
+    assert later.make_stage_pictures() is made  # once
+    with pytest.raises(InvalidConfigError, match="keep_stages is True, False or 'later'"):
+        clearfill.remove(image, mask, "offline", keep_stages="yes")

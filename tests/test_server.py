@@ -481,6 +481,35 @@ def test_a_jobs_stage_pictures_are_previews_of_a_large_photo():
         assert max(Image.open(stdio.BytesIO(base64.b64decode(pictures["stitch"].split(",", 1)[1]))).size) == 1024
 
 
+def test_a_jobs_result_is_out_before_its_stage_pictures_are_made(picture, monkeypatch):
+    """The stage pictures are made after ``done``: held back here until the result has
+    been fetched, they cannot delay it; asked for, they come once made."""
+    import threading
+
+    from clearfill.api import Result
+
+    made, go_on = threading.Event(), threading.Event()
+    make = Result.make_stage_pictures
+
+    def held_back(result):
+        go_on.wait(30)
+        made.set()
+        return make(result)
+
+    monkeypatch.setattr(Result, "make_stage_pictures", held_back)
+    files = {"image": ("p.png", png(picture), "image/png"),
+             "mask": ("m.png", png(disk_mask(H, W, 40, 30, 9)), "image/png")}
+    app = create_app(ServerSettings(preset="fast", isolation="thread"))
+    with TestClient(app, base_url="http://localhost") as client:
+        job = client.post("/v1/jobs?stages=1", files=files).json()
+        done = _events(client, job["id"])[-1]
+        assert done["type"] == "done" and client.get(done["result"]).status_code == 200
+        assert not made.is_set()  # the result came while the pictures waited
+        threading.Timer(0.2, go_on.set).start()
+        pictures = client.get(done["pictures"])  # waits for them
+        assert made.is_set() and pictures.status_code == 200 and "stitch" in pictures.json()["pictures"]
+
+
 def test_presets_tell_the_editor_the_limits():
     settings = ServerSettings(preset="fast", max_pixels=123_456, max_upload_mb=7.5)
     with TestClient(create_app(settings), base_url="http://localhost") as client:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -73,6 +74,14 @@ class Result:
     stage_pictures: dict[str, np.ndarray] = field(default_factory=dict)  # stage name -> float RGB
     guard: list = field(default_factory=list)  # refinement candidates' guard scores (clearfill.guard)
     guard_choice: int | None = None  # the seed of the refinement kept
+    _pictures_later: Callable[[], dict[str, np.ndarray]] | None = field(default=None, repr=False, compare=False)
+
+    def make_stage_pictures(self) -> dict[str, np.ndarray]:
+        """For ``keep_stages="later"``: make ``stage_pictures`` now (once), then let go of
+        the run's intermediate images."""
+        if self._pictures_later is not None:
+            self.stage_pictures, self._pictures_later = self._pictures_later(), None
+        return self.stage_pictures
 
     @property
     def image(self) -> Image.Image:
@@ -125,7 +134,7 @@ def remove(
     *,
     seed: int | None = None,
     device: str = "auto",
-    keep_stages: bool = False,
+    keep_stages: bool | str = False,
     stage_picture_side: int | None = None,
     resize_mask: bool = False,
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
@@ -150,7 +159,9 @@ def remove(
     overrides:   single parameters, ``**{"crop.padding": 32}`` or ``crop={"padding": 32}``.
     seed:        fixes every random choice (default: the reference workflow's seed).
     keep_stages: keep each stage's picture in ``Result.stage_pictures`` (at most
-                 ``stage_picture_side`` pixels long when given: previews).
+                 ``stage_picture_side`` pixels long when given: previews); "later":
+                 made when ``Result.make_stage_pictures()`` is called, so the output
+                 can be handed over first.
     pipeline:    a pipeline built earlier (``build_pipeline``); it runs with its own
                  config, so ``preset`` and ``overrides`` must then be left out.
     max_pixels:  refuse larger images and masks before decoding; None lifts the limit.
@@ -167,6 +178,8 @@ def remove(
         config = pipeline.config
     else:
         config = resolve_config("reference" if preset is None else preset, overrides)
+    if keep_stages not in (True, False, "later"):
+        raise InvalidConfigError(f"keep_stages is True, False or 'later', not {keep_stages!r}")
     source = image if isinstance(image, io.LoadedImage) else io.load_image(image, max_pixels=max_pixels)
     if sum(given is not None for given in (mask, detect, select)) != 1:
         raise InvalidInputError("give one of a mask, detect= (what to find on the image) or select= (what to pick)")
@@ -184,8 +197,9 @@ def remove(
         mask_values = io.load_mask(mask, source.size, resize_mask=resize_mask, max_pixels=max_pixels)
     state = State(image=source.rgb, mask=mask_values, seed=REFERENCE_SEED if seed is None else seed,
                   overlay=overlay, progress=progress or Progress())
-    run = (pipeline or build_pipeline(config, device=device)).run(state, keep_pictures=keep_stages,
-                                                                  picture_side=stage_picture_side)
+    pipeline = pipeline or build_pipeline(config, device=device)
+    later = keep_stages == "later"
+    run = pipeline.run(state, keep_pictures=bool(keep_stages) and not later, picture_side=stage_picture_side)
     return Result(
         pixels=run.output,
         source=source,
@@ -197,4 +211,5 @@ def remove(
         stage_pictures=run.pictures,
         guard=state.guard,
         guard_choice=state.guard_choice,
+        _pictures_later=functools.partial(pipeline.pictures, run, stage_picture_side) if later else None,
     )

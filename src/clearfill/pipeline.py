@@ -203,14 +203,26 @@ class Pipeline:
             record = records[-1]
             state.progress.report("stage", stage=stage.name, status="end", ran=record.ran,
                                   seconds=round(record.seconds, 4), note=record.note)
-            if not record.ran:
-                continue
-            if keep_pictures:
-                picture = stage.picture(state)
+            if keep_pictures and record.ran:
+                picture = self._picture(stage, state, picture_side)
                 if picture is not None:
-                    pictures[stage.name] = picture if picture_side is None else shrunk(picture, picture_side)
+                    pictures[stage.name] = picture
         output = state.output if state.output is not None else self._fallback_output(state)
         return Run(output=output, records=records, pictures=pictures, state=state)
+
+    def pictures(self, run: Run, side: int | None = None) -> dict[str, np.ndarray]:
+        """Each stage's picture made after the run, from its final state (the same as
+        made when the stage ended: a stage only fills its own fields, and what unblend
+        replaces, image and mask, no later stage touches), so a caller can hand the
+        output over first."""
+        ran = {record.name for record in run.records if record.ran}
+        made = {stage.name: self._picture(stage, run.state, side) for stage in self.stages if stage.name in ran}
+        return {name: picture for name, picture in made.items() if picture is not None}
+
+    @staticmethod
+    def _picture(stage: Stage, state: State, side: int | None) -> np.ndarray | None:
+        picture = stage.picture(state)
+        return picture if picture is None or side is None else shrunk(picture, side)
 
     @staticmethod
     def _fallback_output(state: State) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import functools
 import io as stdio
 import json
@@ -23,7 +24,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
@@ -177,15 +178,16 @@ def _found_mask(source, request: requests.Request) -> Outcome:
 
 
 def process(settings: ServerSettings, presets: dict[str, PipelineConfig], upload: Upload,
-            progress: Progress) -> Outcome:
+            progress: Progress, deliver: Callable[[Outcome], None] = lambda outcome: None) -> Outcome:
     """One removal, start to finish: decode, build the pipeline (pooled models), run, encode.
+    Previews are made after the result is handed to ``deliver``: they never delay it.
     Nothing is downloaded here: the presets were settled when the server started."""
     with models.store.no_downloads():
-        return _process(settings, presets, upload, progress)
+        return _process(settings, presets, upload, progress, deliver)
 
 
 def _process(settings: ServerSettings, presets: dict[str, PipelineConfig], upload: Upload,
-             progress: Progress) -> Outcome:
+             progress: Progress, deliver: Callable[[Outcome], None]) -> Outcome:
     request = upload.request
     try:
         config = presets[request.preset].with_overrides(request.overrides)
@@ -197,7 +199,8 @@ def _process(settings: ServerSettings, presets: dict[str, PipelineConfig], uploa
             mask = io.load_mask(stdio.BytesIO(upload.mask), source.size, resize_mask=request.resize_mask,
                                 max_pixels=settings.max_pixels)
         pipeline = build_pipeline(config, device=settings.device)
-        result = remove(source, mask, pipeline=pipeline, seed=request.seed, keep_stages=bool(upload.stages),
+        keep = {"inline": True, "previews": "later"}.get(upload.stages, False)
+        result = remove(source, mask, pipeline=pipeline, seed=request.seed, keep_stages=keep,
                         stage_picture_side=PREVIEW_SIDE if upload.stages == "previews" else None,
                         progress=progress, detect=request.detect if mask is None else None,
                         select=request.select if mask is None else None)
@@ -214,10 +217,14 @@ def _process(settings: ServerSettings, presets: dict[str, PipelineConfig], uploa
         "X-Clearfill-Timings": json.dumps({k: round(v, 4) for k, v in result.timings.items()}),
     }
     records = [{"name": r.name, "ran": r.ran, "seconds": r.seconds, "note": r.note} for r in result.stages]
-    pictures = {name: _data_url(p) for name, p in result.stage_pictures.items()}
     if upload.stages != "inline":
-        previews = json.dumps({"stages": records, "pictures": pictures}).encode() if upload.stages else None
-        return Outcome(_MEDIA[fmt], data, headers, result.seed, records, previews)
+        outcome = Outcome(_MEDIA[fmt], data, headers, result.seed, records)
+        if upload.stages != "previews":
+            return outcome
+        deliver(outcome)
+        pictures = {name: _data_url(p) for name, p in result.make_stage_pictures().items()}
+        return dataclasses.replace(outcome, previews=json.dumps({"stages": records, "pictures": pictures}).encode())
+    pictures = {name: _data_url(p) for name, p in result.stage_pictures.items()}
     body = json.dumps({
         "seed": result.seed,
         "stages": records,
@@ -278,11 +285,12 @@ class Device:
             raise RequestError(503, "busy: too many removals waiting; retry shortly", "busy", {"Retry-After": "2"})
         self.admitted += 1
 
-    async def run(self, upload: Upload, listener=None, cancel=None, on_enter=None) -> Outcome:
+    async def run(self, upload: Upload, listener=None, cancel=None, on_enter=None, on_result=None) -> Outcome:
         """Run one removal (already admitted) when the device is free; release its place
         (also when the waiting task is cancelled: the queue slot is free at once).
         ``on_enter()`` is called once the device is this run's; a run cancelled before
-        then never starts."""
+        then never starts. ``on_result(outcome)``, from the waiting thread: the result,
+        before what can wait (a job's previews) is made."""
         self._lock = self._lock or asyncio.Lock()
         try:
             async with self._lock:
@@ -291,7 +299,7 @@ class Device:
                 if cancel is not None and cancel.is_set():
                     raise error_for(Cancelled("cancelled"))
                 return await asyncio.get_running_loop().run_in_executor(self._waiter, self.worker, upload,
-                                                                        listener, cancel)
+                                                                        listener, cancel, on_result)
         except WorkerCrashed as crash:
             raise internal_error(f"removal ({crash})") from None
         except Bug as bug:
@@ -442,34 +450,49 @@ def create_app(settings: ServerSettings = ServerSettings()):
         upload = await read_upload(request, image, mask, options, "previews" if stages else "")
         device.admit()
         job = jobs.new()
+        job.wants_previews = bool(upload.stages)
         await job.add({"type": "queued", "waiting": device.admitted - 1})
 
         def entered():
             job.entered = True
 
+        async def finish(outcome: Outcome):
+            """The result is the job's, and ``done`` says so (once: early or at the end)."""
+            if job.output is not None or job.status in FINAL:
+                return
+            job.output = (outcome.media_type, outcome.body)
+            done = {"type": "done", "result": f"/v1/jobs/{job.id}/result", "seed": outcome.seed,
+                    "timings": json.loads(outcome.headers["X-Clearfill-Timings"]), "stages": outcome.stages}
+            if upload.stages:
+                done["pictures"] = f"/v1/jobs/{job.id}/stages"
+            await job.add(done)
+
+        def result_ready(outcome: Outcome):  # from the waiting thread, before the previews are made
+            asyncio.run_coroutine_threadsafe(finish(outcome), loop)
+
         async def run_job():
             try:
-                outcome = await device.run(upload, job.report, job.cancel, on_enter=entered)
+                outcome = await device.run(upload, job.report, job.cancel, on_enter=entered, on_result=result_ready)
             except asyncio.CancelledError:  # taken out of the queue by DELETE: it never ran
                 return
             except RequestError as error:
-                if job.status in FINAL:  # cancelled while it waited: already said
+                if job.status in FINAL:  # cancelled while it waited, or failed making previews: already said
                     return
                 kind = "cancelled" if error.code == "cancelled" else "error"
                 await job.add({"type": kind, **error.body()})
             except Exception as exc:  # a bug here, not in the removal: logged, and the job says so
-                await job.add({"type": "error", **internal_error(f"job {job.id}", exc=exc).body()})
+                if job.status not in FINAL:
+                    await job.add({"type": "error", **internal_error(f"job {job.id}", exc=exc).body()})
             else:
-                job.output, job.previews = (outcome.media_type, outcome.body), outcome.previews
-                done = {"type": "done", "result": f"/v1/jobs/{job.id}/result", "seed": outcome.seed,
-                        "timings": json.loads(outcome.headers["X-Clearfill-Timings"]), "stages": outcome.stages}
-                if outcome.previews is not None:
-                    done["pictures"] = f"/v1/jobs/{job.id}/stages"
-                await job.add(done)
+                await finish(outcome)
+                job.previews = outcome.previews
             finally:
+                job.ended.set()
                 jobs.forget_old()  # a result just kept may put the kept bytes over their cap
 
-        job.task = asyncio.get_running_loop().create_task(run_job())
+        loop = asyncio.get_running_loop()
+
+        job.task = loop.create_task(run_job())
         return job.summary()
 
     def find(job_id: str):
@@ -501,9 +524,12 @@ def create_app(settings: ServerSettings = ServerSettings()):
         job = find(job_id)
         if job.output is None:
             raise RequestError(409, f"job {job_id} is {job.status}, it has no stage pictures", "not_ready")
-        if job.previews is None:
+        if not job.wants_previews:
             raise RequestError(404, f"job {job_id} was started without ?stages=1: it kept no stage pictures",
                                "not_found")
+        await job.ended.wait()  # made in the moment after the result
+        if job.previews is None:
+            raise internal_error(f"job {job_id}'s stage pictures")
         return Response(job.previews, media_type="application/json")
 
     @app.delete("/v1/jobs/{job_id}", status_code=202)

@@ -33,7 +33,9 @@ class Job:
     events: list[dict] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     output: tuple[str, bytes] | None = None  # (media type, bytes) once done
-    previews: bytes | None = None  # the stage pictures' JSON, for a job that asked for them
+    wants_previews: bool = False  # started with ?stages=1
+    previews: bytes | None = None  # the stage pictures' JSON, made just after the result
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # the run is over, previews and all
     finished: float | None = None
     task: asyncio.Task | None = None  # the run, awaiting the device while queued
     entered: bool = False  # it holds the device: cancelling must go through the run

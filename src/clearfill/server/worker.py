@@ -5,7 +5,8 @@ In its own process a removal shares no interpreter lock with the event loop, so
 decoding a 16 MP image cannot delay ``/healthz``; a crash in native code or the OOM
 killer takes the worker, not the server (the request gets a 500, the next one a new
 worker); the worker runs at a lower CPU priority and keeps the model pool. It talks
-to the server through two queues: uploads in; events, then the outcome, out.
+to the server through two queues: uploads in; events, then the outcome, out (a run
+may hand over its result early with ``deliver`` and go on making what can wait).
 Cancelling sets a flag the worker's Progress checks; a worker still busy
 ``CANCEL_GRACE_S`` later (inside one long native call: GrabCut, a text detector
 pass, an encoder) is killed, and the next removal starts a new one.
@@ -44,7 +45,9 @@ class Bug(Exception):
 
 
 def _serve(tasks, results, cancel, parent: int, run: Callable, warm: Callable | None) -> None:
-    """The worker process: one removal at a time, for as long as the server lives."""
+    """The worker process: one removal at a time, for as long as the server lives.
+    ``run(task, progress, deliver)`` returns the outcome; ``deliver(result)`` hands the
+    caller a result before that."""
     die_with_parent(parent)
     lower_priority()
     if warm is not None:
@@ -56,7 +59,7 @@ def _serve(tasks, results, cancel, parent: int, run: Callable, warm: Callable | 
         progress = Progress(lambda event: results.put(("event", event)), cancel)
         results.put(("event", {"type": "started"}))
         try:
-            results.put(("done", run(task, progress)))
+            results.put(("done", run(task, progress, lambda result: results.put(("result", result)))))
         except RequestError as error:
             results.put(("refused", (error.status, error.message, error.code, error.headers)))
         except Exception:
@@ -64,8 +67,8 @@ def _serve(tasks, results, cancel, parent: int, run: Callable, warm: Callable | 
 
 
 class ProcessWorker:
-    """Runs ``run(task, progress)`` in a worker process (started on first use, again
-    after a crash). ``__call__`` blocks: call it from a thread, one at a time."""
+    """Runs ``run(task, progress, deliver)`` in a worker process (started on first use,
+    again after a crash). ``__call__`` blocks: call it from a thread, one at a time."""
 
     def __init__(self, run: Callable, warm: Callable | None = None):
         self._run, self._warm = run, warm  # warm(): run once in each new worker before its first task
@@ -90,7 +93,9 @@ class ProcessWorker:
         self._process.start()
 
     def __call__(self, task, listener: Callable[[dict], None] | None = None,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, on_result: Callable | None = None):
+        """The run's outcome; its events go to ``listener`` and what it delivers early to
+        ``on_result``, as they come."""
         with self._lock:
             if self._process is None or not self._process.is_alive():
                 self._start()
@@ -115,6 +120,9 @@ class ProcessWorker:
                 if kind == "event":
                     if listener is not None:
                         listener(payload)
+                elif kind == "result":
+                    if on_result is not None:
+                        on_result(payload)
                 elif kind == "done":
                     return payload
                 elif kind == "refused":
@@ -155,10 +163,10 @@ class ThreadWorker:
     def start(self) -> None:
         pass
 
-    def __call__(self, task, listener=None, cancel=None):
+    def __call__(self, task, listener=None, cancel=None, on_result=None):
         if listener is not None:
             listener({"type": "started"})
-        return self._run(task, Progress(listener, cancel))
+        return self._run(task, Progress(listener, cancel), on_result or (lambda result: None))
 
     def close(self) -> None:
         pass
