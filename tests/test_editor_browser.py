@@ -219,6 +219,30 @@ def test_each_removal_builds_on_the_last_and_undo_crosses_removals(page):
     assert np.array_equal(canvas_pixels(page), first)
 
 
+def test_the_mask_sent_is_a_1_bit_png_of_every_painted_pixel(page):
+    """What Remove sends is the painted layer exactly (a pixel the brush's soft edge
+    touched at all counts), as a 1-bit PNG, not a canvas's 8-bit RGBA one (a 24 MP mask
+    was a second to write and another to read)."""
+    open_image(page, COFFEE)
+    paint(page, SPOON)
+    painted = page.evaluate("""(() => {
+        const canvas = document.getElementById('mask');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        return Array.from({ length: data.length / 4 }, (_, i) => data[4 * i + 3] > 0 ? 1 : 0);
+    })()""")
+    data_url = page.evaluate("""(async () => {
+        const blob = await window.clearfill.maskBlob(), reader = new FileReader();
+        return new Promise((done) => { reader.onload = () => done(reader.result); reader.readAsDataURL(blob) });
+    })()""")
+    png_bytes = base64.b64decode(data_url.split(",", 1)[1])
+    mask = Image.open(stdio.BytesIO(png_bytes))
+    assert mask.mode == "1" and mask.size == (600, 400) and len(png_bytes) < 4000
+    expected = np.array(painted, bool).reshape(400, 600)
+    assert expected.sum() > 500 and np.array_equal(np.asarray(mask), expected)
+    remove_and_wait(page)  # and the server takes it
+    assert page.evaluate("window.clearfill.state.versions.length") == 2
+
+
 def test_redo_brings_a_stroke_back_as_it_was(page):
     open_image(page, COFFEE)
     paint(page, SPOON)

@@ -909,4 +909,4 @@ window.addEventListener("blur", () => { state.spaceHeld = false; endCompare(); }
 setSize(state.sizePercent);
 refresh();
 loadLimits();
-window.clearfill = { state, maskIsEmpty, currentMask, undo, redo };  // for tests and the console
+window.clearfill = { state, maskIsEmpty, currentMask, maskBlob, undo, redo };  // for tests and the console
