@@ -246,8 +246,9 @@ maskWorker.onmessage = ({ data }) => {
   workerCalls.delete(data.id);
   if (data.error) call.reject(new Error(data.error)); else call.resolve(data);
 };
-async function inWorker(kind, source, extra = {}) {
-  const bitmap = await createImageBitmap(source), id = workerCalls.size + performance.now();
+async function inWorker(kind, source, extra = {}, part = null) {  // part: {x, y, w, h} of source, else all of it
+  const bitmap = await (part ? createImageBitmap(source, part.x, part.y, part.w, part.h) : createImageBitmap(source));
+  const id = workerCalls.size + performance.now();
   return new Promise((resolve, reject) => {
     workerCalls.set(id, { resolve, reject });
     maskWorker.postMessage({ id, kind, bitmap, ...extra }, [bitmap]);
@@ -426,7 +427,10 @@ const encoded = { change: -1, blob: null, timer: 0 };
 function maskBlob() {
   if (encoded.change !== state.maskChange) {
     encoded.change = state.maskChange;
-    encoded.blob = inWorker("encode", maskCanvas).then((answer) => answer.blob);
+    // only the box that holds every marked pixel is read (a 24 MP layer is 96 MB)
+    const part = within(state.maskBounds) || { x: 0, y: 0, w: 1, h: 1 };
+    encoded.blob = inWorker("encode", maskCanvas, { width: maskCanvas.width, height: maskCanvas.height, ...part },
+                            part).then((answer) => answer.blob);
   }
   return encoded.blob;
 }

@@ -1,7 +1,8 @@
 // clearfill editor: the per-pixel mask work of a large photo, off the page's main thread
 // (a 24 MP mask is 96 MB of pixels: looping over it on the main thread froze the page).
-//   {id, kind: "encode", bitmap}  -> {id, blob}: the painted layer as the server's mask,
-//                                    a 1-bit PNG (white = remove), a few KB even at 24 MP
+//   {id, kind: "encode", bitmap, width, height, x, y} -> {id, blob}: the painted layer as
+//       the server's mask, a 1-bit PNG (white = remove) of width x height, a few KB even at
+//       24 MP; the bitmap is the layer's part at (x, y) that holds every painted pixel
 //   {id, kind: "overlay", bitmap, width, height} -> {id, bitmap, share, bounds}: a found
 //       mask (white = remove) drawn at width x height as the painted layer's colour,
 //       transparent elsewhere; the share of the image it marks and the box around it
@@ -21,13 +22,13 @@ function pixelsOf(bitmap, width = bitmap.width, height = bitmap.height) {
 // and the server as long to read. Written here as 1-bit gray: every painted pixel (alpha
 // above 0) white, the rest black, each row led by filter byte 0 and deflated by the
 // browser's own zlib (CompressionStream).
-async function encode(bitmap) {
-  const { image: { width, height, data } } = pixelsOf(bitmap);
+async function encode(bitmap, width, height, left, top) {
+  const { image: { width: partWidth, height: partHeight, data } } = pixelsOf(bitmap);
   const stride = Math.ceil(width / 8) + 1;
   const rows = new Uint8Array(stride * height);
-  for (let y = 0; y < height; y++) {
-    const row = y * stride + 1;
-    for (let x = 0, alpha = y * width * 4 + 3; x < width; x++, alpha += 4) {
+  for (let y = 0; y < partHeight; y++) {
+    const row = (top + y) * stride + 1;
+    for (let x = left, alpha = y * partWidth * 4 + 3; x < left + partWidth; x++, alpha += 4) {
       if (data[alpha]) rows[row + (x >> 3)] |= 0x80 >> (x & 7);
     }
   }
@@ -73,9 +74,9 @@ function overlay(bitmap, width, height) {
   return { bitmap: canvas.transferToImageBitmap(), share: marked / (width * height), bounds };
 }
 
-self.onmessage = async ({ data: { id, kind, bitmap, width, height } }) => {
+self.onmessage = async ({ data: { id, kind, bitmap, width, height, x, y } }) => {
   try {
-    if (kind === "encode") self.postMessage({ id, blob: await encode(bitmap) });
+    if (kind === "encode") self.postMessage({ id, blob: await encode(bitmap, width, height, x, y) });
     else { const found = overlay(bitmap, width, height); self.postMessage({ id, ...found }, [found.bitmap]); }
   } catch (error) {
     self.postMessage({ id, error: String(error) });
