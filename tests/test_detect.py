@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import clearfill
 from clearfill.cli import main
-from clearfill.errors import ChecksumError, InvalidInputError
+from clearfill.errors import ChecksumError, InvalidConfigError, InvalidInputError
 
 pytest.importorskip("onnxruntime")
 from clearfill.detect import text as text_detection  # noqa: E402
@@ -224,6 +224,7 @@ def test_the_api_selects_with_a_box_and_bounds_the_selection():
     with TestClient(create_app(ServerSettings(preset="fast", isolation="thread")), base_url="http://localhost") as c:
         found = c.post("/v1/mask", files={"image": image}, data=box)
         assert found.status_code == 200 and iou(np.asarray(Image.open(stdio.BytesIO(found.content))) > 0, body) > 0.9
+        assert found.headers["X-Clearfill-Selector"] == "grabcut"  # no SAM weights here: the weight-free one ran
         assert c.post("/v1/remove", files={"image": image}, data=box).status_code == 200
         huge = {"options": json.dumps({"select": {"lasso": [[1, 1]] * 20_000}})}
         assert c.post("/v1/mask", files={"image": image}, data=huge).json()["code"] == "bad_options"
@@ -702,3 +703,13 @@ def test_a_white_mark_over_bright_planks_is_learnt_from_the_strokes_the_lost_col
     undone, _ = found.overlay.undo(image)
     error = float(np.mean((undone - bench_photo("plasma_bythewater"))[visible] ** 2))
     assert 10 * np.log10(1 / error) > 35.3  # 36.2; 34.5 with the streak undone too
+
+
+def test_the_selector_named_is_the_one_that_runs(monkeypatch):
+    import clearfill.detect as detect
+
+    assert detect.selector_for() == "grabcut" and detect.selector_for("sam") == "sam"
+    monkeypatch.setattr(detect, "sam_present", lambda model: True)
+    assert detect.selector_for() == "sam" and detect.selector_for("grabcut") == "grabcut"
+    with pytest.raises(InvalidConfigError, match="unknown selection method 'magic'"):
+        detect.selector_for("magic")

@@ -49,12 +49,17 @@ def select(image, *, box=None, lasso=None, points=(), method: str = "auto", mode
     return select_with(source.rgb, selection, method, model)
 
 
+def selector_for(method: str = "auto", model: str = "sam2.1-hiera-tiny") -> str:
+    """Which selector ``method`` runs here: "sam" or "grabcut" (the weight-free one)."""
+    if method not in SELECTION_METHODS:
+        raise InvalidConfigError(f"unknown selection method {method!r}; choose from {', '.join(SELECTION_METHODS)}")
+    return "sam" if method == "sam" or (method == "auto" and sam_present(model)) else "grabcut"
+
+
 def select_with(rgb: np.ndarray, selection: Selection, method: str = "auto",
                 model: str = "sam2.1-hiera-tiny") -> np.ndarray:
     """``select`` on float RGB pixels with a ready ``Selection``."""
-    if method not in SELECTION_METHODS:
-        raise InvalidConfigError(f"unknown selection method {method!r}; choose from {', '.join(SELECTION_METHODS)}")
-    if method == "sam" or (method == "auto" and sam_present(model)):
+    if selector_for(method, model) == "sam":
         height, width = rgb.shape[:2]
         return SamSelector.shared(model).select(rgb, selection.on_image(width, height))
     return select_object(rgb, selection)
@@ -76,4 +81,4 @@ def as_selection(value) -> Selection:
 
 
 __all__ = ["DETECTORS", "SELECTION_METHODS", "Overlay", "SamSelector", "Selection", "TextConfig", "TextFinding",
-           "as_selection", "detect_text", "find", "find_mask", "find_text", "select", "select_with"]
+           "as_selection", "detect_text", "find", "find_mask", "find_text", "select", "select_with", "selector_for"]

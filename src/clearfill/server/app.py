@@ -166,15 +166,17 @@ def _encoded(result) -> tuple[str, bytes]:
 def _found_mask(source, request: requests.Request) -> Outcome:
     from PIL import Image
 
-    from ..detect import as_selection, find_mask, select_with
+    from ..detect import as_selection, find_mask, select_with, selector_for
 
+    headers = {}
     if request.detect is not None:
         found = find_mask(source, request.detect)
     else:
         found = select_with(source.rgb, as_selection(request.select))
+        headers["X-Clearfill-Selector"] = selector_for()  # the editor says which ran
     buffer = stdio.BytesIO()
     Image.fromarray((found * 255).astype(np.uint8), "L").save(buffer, format="PNG")
-    return Outcome("image/png", buffer.getvalue(), {"X-Clearfill-Mask-Area": f"{found.mean():.5f}"}, 0)
+    return Outcome("image/png", buffer.getvalue(), {"X-Clearfill-Mask-Area": f"{found.mean():.5f}", **headers}, 0)
 
 
 def process(settings: ServerSettings, presets: dict[str, PipelineConfig], upload: Upload,

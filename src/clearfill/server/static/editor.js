@@ -604,6 +604,11 @@ function imageForm(extra = {}) {
   return form;
 }
 
+// Which selector picked the object: the weight-free one is a fallback worth naming.
+const SELECTORS = {
+  sam: " (selected by SAM 2.1)",
+  grabcut: " (selected by colour, without model weights: SAM 2.1 selects better once its weights are installed)",
+};
 async function findMask(options, text) {
   if (!state.versions.length || state.job) return;
   const job = startJob("mask", text);
@@ -615,8 +620,9 @@ async function findMask(options, text) {
     if (stale(job)) return;
     const { share } = await addMask(blob);
     if (share > 0) job.focusAfter = maskCanvas;  // what to work on next: Enter there removes
-    say(share > 0 ? `Marked ${(share * 100).toFixed(1)}% of the image; adjust it with the brush or eraser, then press Remove.`
-                  : "Nothing was found there.");
+    const by = SELECTORS[response.headers.get("X-Clearfill-Selector")] || "";
+    say(share > 0 ? `Marked ${(share * 100).toFixed(1)}% of the image${by}; adjust it with the brush or eraser, then press Remove.`
+                  : `Nothing was found there${by}.`);
   } catch (error) {
     if (!stale(job)) say(error.name === "AbortError" ? "Cancelled." : `Could not find a mask: ${error.message}`, true);
   } finally { endJob(job); }
