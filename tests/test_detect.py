@@ -713,3 +713,21 @@ def test_the_selector_named_is_the_one_that_runs(monkeypatch):
     assert detect.selector_for() == "sam" and detect.selector_for("grabcut") == "grabcut"
     with pytest.raises(InvalidConfigError, match="unknown selection method 'magic'"):
         detect.selector_for("magic")
+
+
+@requires_shared(SHARED / "bench" / "images")
+@pytest.mark.parametrize("photo, name, click", [
+    ("lomiri_free", "toy-bird", (274, 386)),
+    ("lomiri_friends", "lower-dog", (317, 305)),
+    ("plasma_eveningglow", "second-boat", (139, 298)),
+])
+def test_a_click_whose_selection_takes_the_background_is_tried_again_tighter(photo, name, click):
+    """Clicks where a user clicks (inside the object's middle part) that GrabCut's first
+    try turned into the background around the object (6 to 10 times its size)."""
+    from clearfill.detect import as_selection
+    from clearfill.detect.select import select as select_object
+
+    image = np.asarray(Image.open(SHARED / "bench" / "images" / f"{photo}.png").convert("RGB"), np.float32) / 255
+    truth = np.asarray(Image.open(REPO / "benchmarks" / "selection" / "masks" / f"{photo}--{name}.png")) > 127
+    found = select_object(image, as_selection({"points": [(*click, True)]}))
+    assert found.sum() < 2 * truth.sum() and iou(found, truth) > 0.5
