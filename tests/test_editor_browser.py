@@ -592,7 +592,7 @@ def test_select_by_box_and_find_text_mark_the_mask_for_editing(page, tmp_path):
     marked = page.evaluate("window.clearfill.currentMask().data.filter((v, i) => i % 4 === 3 && v).length")
     assert 500 < marked < 90 * 100  # the spoon, inside the box, not the whole box
     assert "Marked" in page.inner_text("#status") and page.is_enabled("#remove")
-    assert "without model weights" in page.inner_text("#status")  # which selector ran (SAM's weights are not here)
+    assert "by colour (no SAM weights here" in page.inner_text("#status")  # which selector ran
 
     pytest.importorskip("onnxruntime")
     captioned = tmp_path / "captioned.png"

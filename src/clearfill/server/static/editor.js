@@ -605,10 +605,7 @@ function imageForm(extra = {}) {
 }
 
 // Which selector picked the object: the weight-free one is a fallback worth naming.
-const SELECTORS = {
-  sam: " (selected by SAM 2.1)",
-  grabcut: " (selected by colour, without model weights: SAM 2.1 selects better once its weights are installed)",
-};
+const SELECTORS = { sam: " with SAM 2.1", grabcut: " by colour (no SAM weights here: it selects better)" };
 async function findMask(options, text) {
   if (!state.versions.length || state.job) return;
   const job = startJob("mask", text);
