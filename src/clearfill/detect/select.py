@@ -7,9 +7,8 @@ negative one as certainly not. With clicks alone, the image's border is taken as
 background, and a selection that then looks like background (a large share of the
 image: the sky around a kite, the wall behind a grinder) is tried again from a
 tighter disc, kept unless it found nothing past the clicks' certain discs, or looks
-like background too and is no smaller. GrabCut
-runs on a copy at most ``work_side`` pixels long (about a second per try) and the
-mask is scaled back.
+like background too and is no smaller. GrabCut runs on a copy at most ``work_side``
+pixels long (about a second per try) and the mask is scaled back.
 """
 
 from __future__ import annotations
